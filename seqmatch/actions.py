@@ -26,6 +26,7 @@ from typing import Sequence
 import torch
 
 IGNORE_INDEX = -100
+BKSPC_TOKEN = "<bkspc>"  # the backspace action's token string in every tokenizer we build or extend
 
 
 def apply_backspaces(actions: Sequence[int], bkspc_id: int) -> list[int]:
