@@ -1,0 +1,577 @@
+"""The training loop: MLE, BC ("MLE + <bkspc>"), SequenceMatch and unlikelihood (paper Alg. 1, App. E).
+
+    python -m seqmatch.train --out-dir DIR --train-file train.jsonl --tokenizer TOKDIR --method sm \
+        [--alpha 0.01 --gamma 0.998 --eta 0.001 ...]      # every TrainConfig / ModelConfig field
+
+* ``mle``: cross-entropy on clean data. ``ulk``: MLE plus the unlikelihood token loss.
+* ``bc``: cross-entropy on noised data (noise token, then a ``<bkspc>`` label; §4.2).
+* ``sm``: BC alone for ``bc_warmup_steps``; then ``beta * L_BC + (1 - beta) * L_SM`` with beta
+  annealed linearly 1 -> ``beta_final`` over ``beta_anneal_steps``. Rollouts of the current policy
+  enter a FIFO replay buffer every ``sampling_interval`` steps; each step's batch holds data rows
+  and replay rows, transformed by the same Algorithm A and run in one forward pass.
+
+Runs under accelerate (``accelerate launch -m seqmatch.train ...`` for several GPUs). Checkpoints
+are written atomically every ``checkpoint_every`` steps and on SIGTERM; re-running the same command
+resumes from ``DIR/checkpoint`` and, on CPU, ends bit-identical to an uninterrupted run.
+Outputs: ``DIR/model/`` (``seqmatch.model.load_model``), ``DIR/train_log.jsonl`` and, last,
+``DIR/summary.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import json
+import math
+import os
+import random
+import shutil
+import signal
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from seqmatch.actions import IGNORE_INDEX, actions_to_inputs, collate, truncate_actions
+from seqmatch.noise import add_backspace_noise, digit_noise_ids, random_noise_ids
+
+METHODS = ("mle", "bc", "sm", "ulk")
+NOISE_TYPES = ("none", "random", "ground_truth")
+DIVERGENCES = ("chi2", "chi2_mix", "kl", "js")
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run needs besides the model architecture (see ``ModelConfig``)."""
+
+    method: str = "mle"  # mle | bc | sm | ulk
+    train_file: str = ""  # JSONL rows with "prompt" and "completion" (seqmatch.data output)
+    tokenizer: str = ""  # tokenizer directory (or hub name, paper profile)
+    out_dir: str = ""  # run directory: checkpoint/, model/, train_log.jsonl, summary.json
+    seed: int = 0
+    # optimisation
+    steps: int = 1000  # optimizer steps
+    batch_size: int = 32  # data rows per optimizer step (paper: 32)
+    grad_accum: int = 1  # micro-batches per optimizer step; batch_size must divide evenly
+    lr: float = 3e-4  # peak learning rate
+    weight_decay: float = 0.0
+    warmup_steps: int = 2000  # linear warm-up, then cosine decay (paper: 2,000)
+    max_grad_norm: float = 1.0  # gradient clipping (0 disables)
+    mixed_precision: str = "no"  # accelerate: no | bf16 | fp16
+    # data and noise (§4.2)
+    max_len: int = 1024  # inputs per trajectory incl. <bos>; longer ones follow the over-length rule
+    mask_prompt: bool = False  # drop prompt actions from the BC/MLE loss (arithmetic: true)
+    noise: str = "random"  # none | random | ground_truth (digits 0..b-1 of the row's base)
+    eta: float = 0.001  # probability of a noise token + <bkspc> per position (bc, sm)
+    # SequenceMatch objective (eq. 4)
+    alpha: float = 0.01  # entropy-regularisation strength
+    gamma: float = 0.998  # discount
+    divergence: str = "chi2_mix"  # chi2 | chi2_mix | kl | js
+    logit_bound: float = 50.0  # |logit| bound for the SM objective (App. C.6); 0 disables
+    bc_warmup_steps: int = 1000  # BC-only steps before SM (paper: text 1,000, arithmetic 10,000)
+    beta_final: float = 0.2  # final weight of L_BC in beta * L_BC + (1 - beta) * L_SM
+    beta_anneal_steps: int = 2000  # beta goes 1 -> beta_final linearly over these steps
+    # replay buffer and rollouts (App. E)
+    replay_capacity: int = 1000  # FIFO capacity (sequences)
+    replay_reuse: float = 8.0  # times each sequence is used in training, on average
+    gen_batch_size: int = 32  # rollouts generated per sampling round
+    model_rows: int = 0  # replay rows per optimizer step; 0 = same as batch_size
+    max_prompt_len: int = 256  # text rollouts: prompt length uniform in 1..max_prompt_len
+    max_new_tokens: int = 512  # rollout length limit (actions)
+    temperature: float = 1.0
+    top_p: float = 1.0
+    # unlikelihood (ulk)
+    ul_weight: float = 1.0
+    # bookkeeping
+    checkpoint_every: int = 100  # steps between checkpoints (0: only at the end / on SIGTERM)
+    max_nonfinite: int = 10  # skipped non-finite losses tolerated before aborting
+    log_every: int = 1  # steps between log lines
+
+    def validate(self) -> None:
+        """One place for every check; raises ValueError naming the field."""
+
+        def bad(name, expected):
+            raise ValueError(f"train config: {name}={getattr(self, name)!r}: expected {expected}")
+
+        if self.method not in METHODS:
+            bad("method", f"one of {METHODS}")
+        if self.noise not in NOISE_TYPES:
+            bad("noise", f"one of {NOISE_TYPES}")
+        if self.divergence not in DIVERGENCES:
+            bad("divergence", f"one of {DIVERGENCES}")
+        if not 0.0 < self.gamma < 1.0:
+            bad("gamma", "0 < gamma < 1")
+        if not 0.0 <= self.eta <= 1.0:
+            bad("eta", "0 <= eta <= 1")
+        if self.alpha <= 0:
+            bad("alpha", "alpha > 0")
+        if not 0.0 <= self.beta_final <= 1.0:
+            bad("beta_final", "0 <= beta_final <= 1")
+        for name in ("steps", "batch_size", "grad_accum", "max_len", "replay_capacity", "gen_batch_size",
+                     "max_prompt_len", "max_new_tokens"):
+            if getattr(self, name) < 1:
+                bad(name, "an integer >= 1")
+        for name in ("warmup_steps", "bc_warmup_steps", "beta_anneal_steps", "model_rows",
+                     "checkpoint_every", "max_nonfinite", "max_grad_norm", "weight_decay", "logit_bound"):
+            if getattr(self, name) < 0:
+                bad(name, ">= 0")
+        if self.batch_size % self.grad_accum:
+            bad("batch_size", f"a multiple of grad_accum={self.grad_accum}")
+        if self.replay_reuse <= 0:
+            bad("replay_reuse", "> 0")
+        if self.temperature <= 0:
+            bad("temperature", "> 0")
+        if not 0.0 < self.top_p <= 1.0:
+            bad("top_p", "0 < top_p <= 1")
+        if self.mixed_precision not in ("no", "bf16", "fp16"):
+            bad("mixed_precision", "no | bf16 | fp16")
+        if self.method in ("bc", "sm") and self.noise == "none" and self.eta > 0:
+            bad("noise", "random or ground_truth when eta > 0 (bc/sm need a noise type)")
+        if not self.train_file or not Path(self.train_file).is_file():
+            bad("train_file", "an existing JSONL file")
+        if not self.out_dir:
+            bad("out_dir", "a directory path")
+
+
+# --------------------------------------------------------------------------------------- data
+
+def load_rows(path: str) -> list[dict]:
+    rows = []
+    with open(path) as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            row = json.loads(line)
+            if "completion" not in row:
+                raise ValueError(f"{path}:{n}: row has no 'completion' field (expected seqmatch.data output)")
+            rows.append(row)
+    if not rows:
+        raise ValueError(f"{path}: no rows")
+    return rows
+
+
+@dataclass
+class Example:
+    prompt: list[int]
+    completion: list[int]  # ends with <eos>
+    base: int = 10
+
+
+def encode_rows(rows: list[dict], tokenizer) -> list[Example]:
+    def enc(text):
+        return tokenizer(text, add_special_tokens=False)["input_ids"] if text else []
+
+    eos = tokenizer.eos_token_id
+    return [Example(enc(r.get("prompt", "")), enc(r["completion"]) + [eos], int(r.get("base", 10) or 10))
+            for r in rows]
+
+
+# ------------------------------------------------------------------------------------ trainer
+
+class NonFiniteLossError(RuntimeError):
+    pass
+
+
+class Trainer:
+    """Thin loop around the pure losses of ``seqmatch.losses``."""
+
+    def __init__(self, cfg: TrainConfig, model_cfg):
+        from accelerate import Accelerator
+        from accelerate.utils import set_seed
+
+        from seqmatch import losses
+        from seqmatch.data import load_tokenizer
+        from seqmatch.model import build_model
+        from seqmatch.replay import ReplayBuffer, sampling_interval
+
+        cfg.validate()
+        self.cfg, self.model_cfg, self.losses = cfg, model_cfg, losses
+        self.out = Path(cfg.out_dir)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.accel = Accelerator(mixed_precision=cfg.mixed_precision,
+                                 gradient_accumulation_steps=cfg.grad_accum)
+        set_seed(cfg.seed)
+        self.tokenizer = load_tokenizer(cfg.tokenizer)
+        self.model = build_model(model_cfg, self.tokenizer)
+        self.bos, self.eos = self.model.bos_id, self.model.eos_id
+        self.bkspc, self.pad = self.model.bkspc_id, self.model.pad_id
+        self.examples = encode_rows(load_rows(cfg.train_file), self.tokenizer)
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.scheduler = losses.make_lr_scheduler(self.optimizer, warmup_steps=cfg.warmup_steps,
+                                                  total_steps=cfg.steps)
+        # the scheduler stays unwrapped: one schedule step per optimizer step, whatever the process count
+        self.model, self.optimizer = self.accel.prepare(self.model, self.optimizer)
+        self.rng = np.random.default_rng(cfg.seed)  # data order, noise, rollout prompts
+        self.gen = torch.Generator().manual_seed(cfg.seed + 1)  # sampling
+        self.special = {self.bos, self.eos, self.bkspc, self.pad}
+        self.vocab_noise = random_noise_ids(len(self.tokenizer), self.special)
+        self.model_rows = cfg.model_rows or cfg.batch_size
+        self.interval = sampling_interval(capacity=cfg.replay_capacity, reuse=cfg.replay_reuse,
+                                          gen_batch_size=cfg.gen_batch_size,
+                                          model_rows_per_step=self.model_rows)
+        self.buffer = ReplayBuffer(cfg.replay_capacity)
+        self.step = 0
+        self.nonfinite = 0
+        self.grad_times: list[float] = []
+        self.sample_times: list[float] = []
+        self.last_sample_step = None
+        self._stop = False
+
+    # ---- trajectories
+    def data_trajectory(self, ex: Example, noised: bool):
+        cfg = self.cfg
+        actions = ex.prompt + ex.completion
+        labels = None
+        if noised and cfg.eta > 0:
+            ids = digit_noise_ids(self.tokenizer.convert_tokens_to_ids, ex.base) \
+                if cfg.noise == "ground_truth" else self.vocab_noise
+            actions, labels = add_backspace_noise(actions, eta=cfg.eta, bkspc_id=self.bkspc, noise_ids=ids,
+                                                  rng=self.rng, start=len(ex.prompt))
+        actions, labels, _ = truncate_actions(actions, labels, cfg.max_len, self.eos)
+        return actions_to_inputs(actions, labels=labels, bos_id=self.bos, bkspc_id=self.bkspc,
+                                 eos_id=self.eos, prompt_len=min(len(ex.prompt), len(actions)))
+
+    def draw_examples(self, n: int) -> list[Example]:
+        idx = self.rng.integers(0, len(self.examples), size=n)
+        return [self.examples[i] for i in idx]
+
+    def rollout_prompts(self, n: int) -> list[list[int]]:
+        """Prompts from training data (App. E): the question for prompted rows, else a random
+        prefix of length 1..max_prompt_len."""
+        prompts = []
+        for ex in self.draw_examples(n):
+            if ex.prompt:
+                prompts.append(ex.prompt[: self.cfg.max_prompt_len])
+            else:
+                k = int(self.rng.integers(1, min(self.cfg.max_prompt_len, len(ex.completion) - 1) + 1))
+                prompts.append(ex.completion[:k])
+        return prompts
+
+    def fill_buffer(self):
+        from seqmatch.sampling import generate
+
+        cfg = self.cfg
+        t0 = time.perf_counter()
+        prompts = self.rollout_prompts(cfg.gen_batch_size)
+        model = self.accel.unwrap_model(self.model)
+        was_training = model.training
+        model.eval()
+        with torch.no_grad():
+            out = generate(model, prompts, max_new_tokens=cfg.max_new_tokens, eos_id=self.eos,
+                           bkspc_id=self.bkspc, bos_id=self.bos, temperature=cfg.temperature,
+                           top_p=cfg.top_p, generator=self.gen)
+        model.train(was_training)
+        items = [dict(actions=[int(a) for a in p + list(acts)], prompt_len=len(p), terminal=bool(fin))
+                 for p, acts, fin in zip(prompts, out.actions, out.finished)]
+        self.buffer.add(items)
+        self.sample_times.append(time.perf_counter() - t0)
+        self.last_sample_step = self.step
+
+    def model_trajectory(self, item: dict):
+        actions, labels, cut = truncate_actions(item["actions"], None, self.cfg.max_len, self.eos)
+        return actions_to_inputs(actions, labels=labels, bos_id=self.bos, bkspc_id=self.bkspc, eos_id=self.eos,
+                                 prompt_len=min(item["prompt_len"], len(actions)),
+                                 terminal=item["terminal"] or cut)
+
+    # ---- one step
+    def beta(self) -> float:
+        cfg = self.cfg
+        if cfg.method != "sm":
+            return 1.0
+        return self.losses.beta_at(self.step, bc_warmup_steps=cfg.bc_warmup_steps,
+                                   beta_anneal_steps=cfg.beta_anneal_steps, beta_final=cfg.beta_final)
+
+    def compute_loss(self, batch, beta: float) -> dict:
+        """Loss dict for one micro-batch (``loss`` is what is minimised)."""
+        cfg, L = self.cfg, self.losses
+        logits = self.model(**batch.model_inputs()).logits.float()
+        data = ~batch.is_model
+        ce = L.bc_loss(logits[data], batch.labels[data], prompt_len=batch.prompt_len[data],
+                       mask_prompt=cfg.mask_prompt)
+        out = {"ce": ce}
+        if cfg.method == "ulk":
+            ul = L.unlikelihood_loss(logits, batch.labels, batch.input_ids, state_mask=batch.state_mask)
+            out.update(loss=ce + cfg.ul_weight * ul, unlikelihood=ul)
+        elif cfg.method == "sm" and beta < 1.0:
+            sm = L.sequence_match_loss_from_batch(logits, batch, alpha=cfg.alpha, gamma=cfg.gamma,
+                                                  divergence=cfg.divergence,
+                                                  logit_bound=cfg.logit_bound or None)
+            out.update({f"sm_{k}": v for k, v in sm.items()})
+            out["loss"] = beta * ce + (1.0 - beta) * sm["loss"]
+        else:
+            out["loss"] = ce
+        return out
+
+    def train_step(self) -> dict:
+        cfg = self.cfg
+        beta = self.beta()
+        use_model_rows = cfg.method == "sm" and beta < 1.0
+        if use_model_rows and (self.last_sample_step is None or self.step - self.last_sample_step >= self.interval):
+            self.fill_buffer()
+        noised = cfg.method in ("bc", "sm")
+        micro = cfg.batch_size // cfg.grad_accum
+        n_model = self.model_rows // cfg.grad_accum if use_model_rows else 0
+        t0 = time.perf_counter()
+        logs, tokens, skipped = [], 0, False
+        self.optimizer.zero_grad(set_to_none=True)
+        for m in range(cfg.grad_accum):
+            trajs = [self.data_trajectory(ex, noised) for ex in self.draw_examples(micro)]
+            is_model = [False] * len(trajs)
+            if n_model:
+                trajs += [self.model_trajectory(it) for it in self.buffer.sample(n_model, self.rng)]
+                is_model += [True] * n_model
+            attn = getattr(self.model_cfg, "attn_implementation", "sdpa")
+            batch = collate(trajs, pad_id=self.pad, attn_implementation=attn, is_model=is_model,
+                            dtype=torch.float32).to(self.accel.device)
+            tokens += int(batch.state_mask.sum())
+            # DDP syncs gradients on the last micro-batch only; accelerate's backward divides the
+            # loss by grad_accum, so the step's gradient is the mean over micro-batches
+            sync = contextlib.nullcontext() if m == cfg.grad_accum - 1 else self.accel.no_sync(self.model)
+            with sync:
+                out = self.compute_loss(batch, beta)
+                finite = torch.isfinite(out["loss"].detach()).all().float().reshape(1)
+                if self.accel.reduce(finite, reduction="sum").item() < self.accel.num_processes:
+                    skipped = True  # every process skips together (no process waits in all-reduce)
+                    break
+                self.accel.backward(out["loss"])
+            logs.append({k: float(v) for k, v in out.items()})
+        if skipped:
+            self.optimizer.zero_grad(set_to_none=True)
+            self.nonfinite += 1
+            msg = f"non-finite loss at step {self.step} (skipped; {self.nonfinite} so far)"
+            print(msg, file=sys.stderr)
+            if self.nonfinite > cfg.max_nonfinite:
+                raise NonFiniteLossError(f"{msg}: more than max_nonfinite={cfg.max_nonfinite}, aborting")
+        else:
+            if cfg.max_grad_norm > 0:
+                self.accel.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm)
+            self.optimizer.step()
+        self.scheduler.step()  # the schedule follows steps taken, skipped or not
+        dt = time.perf_counter() - t0
+        self.grad_times.append(dt)
+        rec = {k: statistics.fmean(d[k] for d in logs) for k in logs[0]} if logs else {}
+        rec.update(step=self.step, lr=self.scheduler.get_last_lr()[0], beta=beta, tokens=tokens,
+                   tokens_per_s=tokens / max(dt, 1e-9), buffer_size=len(self.buffer), grad_time=dt,
+                   sample_time=self.sample_times[-1] if self.last_sample_step == self.step else 0.0,
+                   skipped=skipped)
+        self.step += 1
+        return rec
+
+    # ---- checkpoints (atomic: write to a temp dir, then rename over the old one)
+    def trainable_state(self) -> dict:
+        model = self.accel.unwrap_model(self.model)
+        return {n: p.detach().cpu().contiguous() for n, p in model.named_parameters() if p.requires_grad}
+
+    def save_checkpoint(self):
+        from safetensors.torch import save_file
+
+        tmp = self.out / "checkpoint.tmp"
+        final = self.out / "checkpoint"
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir()
+        save_file(self.trainable_state(), str(tmp / "trainable.safetensors"))
+        torch.save({"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                    "torch_rng": torch.get_rng_state(), "gen_rng": self.gen.get_state()},
+                   tmp / "state.pt")
+        state = {"step": self.step, "nonfinite": self.nonfinite, "rng": self.rng.bit_generator.state,
+                 "py_random": list(random.getstate()[1]), "py_random_gauss": random.getstate()[2],
+                 "last_sample_step": self.last_sample_step, "grad_times": self.grad_times,
+                 "sample_times": self.sample_times, "buffer": self.buffer.state_dict()}
+        (tmp / "state.json").write_text(json.dumps(state))
+        old = self.out / "checkpoint.old"
+        if final.exists():
+            final.rename(old)
+        tmp.rename(final)
+        if old.exists():
+            shutil.rmtree(old)
+
+    def load_checkpoint(self) -> bool:
+        from safetensors.torch import load_file
+
+        final = self.out / "checkpoint"
+        if not final.exists() and (self.out / "checkpoint.old").exists():
+            (self.out / "checkpoint.old").rename(final)  # killed between the two renames
+        if not (final / "state.json").exists():
+            return False
+        model = self.accel.unwrap_model(self.model)
+        missing = model.load_state_dict(load_file(str(final / "trainable.safetensors")), strict=False)
+        if missing.unexpected_keys:
+            raise RuntimeError(f"{final}: checkpoint does not match the model: {missing.unexpected_keys[:3]}")
+        blob = torch.load(final / "state.pt", weights_only=True)
+        self.optimizer.load_state_dict(blob["optimizer"])
+        self.scheduler.load_state_dict(blob["scheduler"])
+        torch.set_rng_state(blob["torch_rng"])
+        self.gen.set_state(blob["gen_rng"])
+        state = json.loads((final / "state.json").read_text())
+        self.step, self.nonfinite = state["step"], state["nonfinite"]
+        self.rng.bit_generator.state = state["rng"]
+        random.setstate((3, tuple(state["py_random"]), state["py_random_gauss"]))
+        self.last_sample_step = state["last_sample_step"]
+        self.grad_times, self.sample_times = state["grad_times"], state["sample_times"]
+        self.buffer.load_state_dict(state["buffer"])
+        return True
+
+    # ---- the loop
+    def _on_sigterm(self, signum, frame):
+        self._stop = True
+
+    def run(self) -> dict:
+        from tqdm.auto import tqdm
+
+        cfg = self.cfg
+        resumed = self.load_checkpoint()
+        log_path = self.out / "train_log.jsonl"
+        if resumed:  # keep the log lines of the steps the checkpoint holds, drop the rest
+            kept = [l for l in log_path.read_text().splitlines() if json.loads(l)["step"] < self.step] \
+                if log_path.exists() else []
+            log_path.write_text("".join(l + "\n" for l in kept))
+        elif log_path.exists():
+            log_path.unlink()
+        prev = signal.signal(signal.SIGTERM, self._on_sigterm)
+        self.model.train()
+        rec: dict = {}
+        try:
+            with open(log_path, "a") as log, tqdm(total=cfg.steps, initial=self.step, desc=f"{cfg.method}",
+                                                  disable=not self.accel.is_main_process, mininterval=5) as bar:
+                while self.step < cfg.steps:
+                    rec = self.train_step()
+                    if self.accel.is_main_process and (rec["step"] % cfg.log_every == 0 or self.step == cfg.steps):
+                        log.write(json.dumps(rec) + "\n")
+                        log.flush()
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{rec.get('loss', float('nan')):.4g}", beta=f"{rec['beta']:.2f}")
+                    if self._stop:
+                        self.save_checkpoint()
+                        raise SystemExit(143)  # SLURM preemption: checkpoint saved, non-zero exit
+                    if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0 and self.step < cfg.steps:
+                        self.save_checkpoint()
+        finally:
+            signal.signal(signal.SIGTERM, prev)
+        if not rec and log_path.exists():  # resumed at the last step: its record is in the log
+            lines = log_path.read_text().splitlines()
+            rec = json.loads(lines[-1]) if lines else {}
+        return self.finish(rec)
+
+    def finish(self, last: dict) -> dict:
+        from seqmatch.model import save_model
+
+        self.save_checkpoint()  # a complete run is resumable as "already done"
+        model_dir = self.out / "model"
+        tmp = self.out / "model.tmp"
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        save_model(self.accel.unwrap_model(self.model), self.tokenizer, tmp)
+        if model_dir.exists():
+            shutil.rmtree(model_dir)
+        tmp.rename(model_dir)
+        return self.write_summary(last)
+
+    def write_summary(self, last: dict) -> dict:
+        cfg = self.cfg
+        g = self.grad_times[1:] or self.grad_times  # the first step pays one-off warm-up costs
+        sm = cfg.method == "sm" and bool(self.sample_times)
+        mean_g = statistics.fmean(g) if g else float("nan")
+        mean_s = statistics.fmean(self.sample_times) if sm else None
+        per = self.interval if sm else None
+        summary = {
+            "method": cfg.method, "steps": self.step, "seed": cfg.seed,
+            "grad_step_time_mean": mean_g,
+            "grad_step_time_sd": statistics.stdev(g) if len(g) > 1 else 0.0,
+            "sampling_time_mean": mean_s,
+            "sampling_time_sd": (statistics.stdev(self.sample_times) if sm and len(self.sample_times) > 1 else None),
+            "sampling_rounds": len(self.sample_times),
+            "grad_steps_per_sample": per,
+            "amortized_time": mean_g + (mean_s / per if sm else 0.0),
+            "device": device_name(self.accel.device), "num_processes": self.accel.num_processes,
+            "tokens_per_s": last.get("tokens_per_s"), "final_loss": last.get("loss"),
+            "nonfinite_skipped": self.nonfinite, "config": dataclasses.asdict(cfg),
+            "model_config": dataclasses.asdict(self.model_cfg),
+        }
+        if self.accel.is_main_process:
+            tmp = self.out / "summary.json.tmp"
+            tmp.write_text(json.dumps(summary, indent=1))
+            tmp.rename(self.out / "summary.json")
+        return summary
+
+
+def device_name(device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    import platform
+
+    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+# ---------------------------------------------------------------------------------------- CLI
+
+def _parse_value(ftype, text: str):
+    t = ftype if isinstance(ftype, str) else getattr(ftype, "__name__", str(ftype))
+    if "bool" in t:
+        if text.lower() in ("true", "1", "yes"):
+            return True
+        if text.lower() in ("false", "0", "no"):
+            return False
+        raise argparse.ArgumentTypeError(f"expected true/false, got {text!r}")
+    if "int" in t and "float" not in t:
+        return int(text)
+    if "float" in t:
+        return float(text)
+    if "list" in t:
+        return [s for s in text.split(",") if s]
+    if "None" in t and text.lower() in ("none", "null", ""):
+        return None
+    return text
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from seqmatch.model import ModelConfig
+
+    p = argparse.ArgumentParser(prog="python -m seqmatch.train", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    for cls in (TrainConfig, ModelConfig):
+        group = p.add_argument_group(cls.__name__)
+        for f in dataclasses.fields(cls):
+            default = f.default if f.default is not dataclasses.MISSING else (
+                f.default_factory() if f.default_factory is not dataclasses.MISSING else None)  # type: ignore
+            group.add_argument("--" + f.name.replace("_", "-"), dest=f.name, default=default,
+                               type=lambda s, t=f.type: _parse_value(t, s), help=str(f.type))
+    return p
+
+
+def main(argv=None) -> int:
+    from seqmatch.model import ModelConfig
+
+    args = vars(build_parser().parse_args(argv))
+    tnames = {f.name for f in dataclasses.fields(TrainConfig)}
+    cfg = TrainConfig(**{k: v for k, v in args.items() if k in tnames})
+    model_cfg = ModelConfig(**{k: v for k, v in args.items() if k not in tnames})
+    try:
+        trainer = Trainer(cfg, model_cfg)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if (Path(cfg.out_dir) / "summary.json").exists() and (Path(cfg.out_dir) / "model").exists():
+        state = json.loads((Path(cfg.out_dir) / "checkpoint" / "state.json").read_text()) \
+            if (Path(cfg.out_dir) / "checkpoint" / "state.json").exists() else {}
+        if state.get("step") == cfg.steps:
+            print(f"{cfg.out_dir}: already complete ({cfg.steps} steps)")
+            return 0
+    try:
+        summary = trainer.run()
+    except NonFiniteLossError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 3
+    print(json.dumps({k: summary[k] for k in ("method", "steps", "final_loss", "grad_step_time_mean",
+                                               "amortized_time", "device")}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
