@@ -283,3 +283,34 @@ def test_bleu_matches_sacrebleu_and_applies_backspaces():
     assert M.bleu(finals, refs)["score"] == pytest.approx(res["score"])
     raw = [wdec(a) for a in acts]  # not applying the backspaces scores lower
     assert M.bleu(raw, refs)["score"] < res["score"]
+
+
+def test_perplexity_of_a_real_seqmatch_model_batched_equals_per_sequence():
+    """Padding and the 4-D mask do not change the number: a batch of two rows equals each row alone."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    from seqmatch.model import ModelConfig, build_model
+
+    vocab = {w: i for i, w in enumerate("<pad> <bos> <eos> <unk> the a cat dog sat ran on mat".split())}
+    tk = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    tk.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=tk, bos_token="<bos>", eos_token="<eos>", pad_token="<pad>", unk_token="<unk>"
+    )
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(n_layer=1, d_model=32, d_ff=64, max_position_embeddings=32), tok)
+    ids = dict(bos_id=model.bos_id, bkspc_id=model.bkspc_id, eos_id=model.eos_id)
+    trajs = [
+        actions_to_inputs(tok(s)["input_ids"] + [model.eos_id], **ids) for s in ("the cat sat on the mat", "a dog ran")
+    ]
+    res = M.perplexity(model, [collate(trajs, pad_id=model.pad_id)])
+    nll, n = 0.0, 0
+    for t in trajs:  # reference: each sequence alone, no padding, cross-entropy over all V logits
+        with torch.no_grad():
+            logits = model(**collate([t], pad_id=model.pad_id).model_inputs()).logits[0]
+        keep = t.labels != -100
+        nll += torch.nn.functional.cross_entropy(logits[keep], t.labels[keep], reduction="sum").item()
+        n += int(keep.sum())
+    assert res["n_tokens"] == n == 11  # 6 + 3 words, 2 <eos>
+    assert res["perplexity"] == pytest.approx(math.exp(nll / n), rel=1e-5)
