@@ -1,0 +1,240 @@
+"""Figures drawn from seqmatch's own outputs (not typed in).
+
+Figure 2 (paper §4.1): the actions ``Apples are blue <bkspc> green`` turned into single-pass
+inputs, targets, position ids and the attention mask by ``seqmatch.actions.actions_to_inputs``.
+Everything the figure shows (inputs, targets, position ids, mask, and the states S_i, which are
+read off the mask rows) comes from that function's output; only the words are given.
+
+Without a tokenizer the words are ids of a word-level toy vocabulary (one token per word, as in
+the paper's figure). With ``--tokenizer DIR`` (a tokenizer with ``<bos>`` and ``<bkspc>``, e.g.
+one written by ``python -m seqmatch.data tokenizer``) each word is tokenized with it (a leading
+space for every word but the first) and "blue" is deleted with as many ``<bkspc>`` as it has
+tokens.
+
+CLI::
+
+    python -m seqmatch.figures figure2 [--tokenizer DIR] --out-pdf results/figure2.pdf \
+        --out-png results/figure2.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+from typing import Sequence
+
+from seqmatch.actions import BKSPC_TOKEN, IGNORE_INDEX, actions_to_inputs
+
+# the paper's example
+FIG2_WORDS = ("Apples", "are", "blue")
+FIG2_DELETE = "blue"  # deleted by <bkspc>
+FIG2_NEXT = "green"
+NA = "N/A"
+
+
+class WordVocab:
+    """Word-level toy vocabulary: specials then the words, one id each."""
+
+    SPECIALS = ("<bos>", "<eos>", "<pad>", BKSPC_TOKEN)
+
+    def __init__(self, words: Sequence[str]):
+        self.itos = list(self.SPECIALS) + [w for w in dict.fromkeys(words) if w not in self.SPECIALS]
+        self.stoi = {w: i for i, w in enumerate(self.itos)}
+        self.bos_id = self.stoi["<bos>"]
+        self.eos_id = self.stoi["<eos>"]
+        self.bkspc_id = self.stoi[BKSPC_TOKEN]
+
+    def word_ids(self, word: str, first: bool) -> list[int]:
+        return [self.stoi[word]]
+
+    def token_str(self, i: int) -> str:
+        return self.itos[i]
+
+
+class TokenizerVocab:
+    """Adapter over a Hugging Face tokenizer that has ``<bos>`` and ``<bkspc>`` tokens."""
+
+    def __init__(self, tok):
+        self.tok = tok
+        bk = tok.convert_tokens_to_ids(BKSPC_TOKEN)
+        if bk is None or bk == tok.unk_token_id:
+            raise ValueError(f"tokenizer has no {BKSPC_TOKEN} token")
+        self.bkspc_id = int(bk)
+        bos = tok.bos_token_id
+        if bos is None:
+            bos = tok.convert_tokens_to_ids("<bos>")
+        self.bos_id = int(bos)
+        self.eos_id = tok.eos_token_id
+
+    def word_ids(self, word: str, first: bool) -> list[int]:
+        return list(self.tok(word if first else " " + word, add_special_tokens=False)["input_ids"])
+
+    def token_str(self, i: int) -> str:
+        if i == self.bkspc_id:
+            return BKSPC_TOKEN
+        if i in self.tok.all_special_ids:
+            return self.tok.convert_ids_to_tokens(i)
+        s = self.tok.decode([i])
+        return s.strip() or repr(s)
+
+
+def load_vocab(tokenizer_dir: str | None):
+    if tokenizer_dir is None:
+        return WordVocab(list(FIG2_WORDS) + [FIG2_NEXT])
+    try:
+        from seqmatch.data import load_tokenizer
+
+        tok = load_tokenizer(tokenizer_dir)
+    except ImportError:
+        from transformers import AutoTokenizer
+
+        tok = AutoTokenizer.from_pretrained(tokenizer_dir)
+    return TokenizerVocab(tok)
+
+
+def figure2_data(vocab=None) -> dict:
+    """Everything Figure 2 draws, computed by ``actions_to_inputs`` from the example's actions.
+
+    Returns a dict of lists: ``actions`` (strings), ``inputs``, ``targets`` (``"N/A"`` for the
+    ignored last label), ``position_ids``, ``mask`` ([L+1][L+1] bools, query row i, key column j),
+    ``states`` (tokens of state i in position order, read off mask row i), plus ``action_ids``,
+    ``input_ids``, ``label_ids``.
+    """
+    if vocab is None:
+        vocab = WordVocab(list(FIG2_WORDS) + [FIG2_NEXT])
+    actions: list[int] = []
+    for k, w in enumerate(FIG2_WORDS):
+        ids = vocab.word_ids(w, first=k == 0)
+        actions += ids
+        if w == FIG2_DELETE:
+            n_delete = len(ids)
+    actions += [vocab.bkspc_id] * n_delete
+    # "green" takes the deleted word's place: it follows "are", so it is not a first word
+    actions += vocab.word_ids(FIG2_NEXT, first=False)
+
+    t = actions_to_inputs(actions, bos_id=vocab.bos_id, bkspc_id=vocab.bkspc_id, eos_id=vocab.eos_id)
+    mask = t.mask()
+    input_ids = t.input_ids.tolist()
+    pos = t.position_ids.tolist()
+    labels = t.labels.tolist()
+    states = []
+    for i in range(len(input_ids)):
+        vis = [j for j in range(len(input_ids)) if bool(mask[i, j])]
+        vis.sort(key=lambda j: pos[j])
+        states.append([vocab.token_str(input_ids[j]) for j in vis])
+    return {
+        "action_ids": actions,
+        "actions": [vocab.token_str(a) for a in actions],
+        "input_ids": input_ids,
+        "inputs": [vocab.token_str(i) for i in input_ids],
+        "label_ids": labels,
+        "targets": [NA if lab == IGNORE_INDEX else vocab.token_str(lab) for lab in labels],
+        "position_ids": pos,
+        "mask": mask.tolist(),
+        "states": states,
+    }
+
+
+def draw_figure2(data: dict, title_note: str = ""):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import ListedColormap
+
+    T = len(data["inputs"])
+    w = max(10.0, 1.25 * T + 6.0)
+    fig = plt.figure(figsize=(w, 6.2))
+    gs = fig.add_gridspec(2, 2, width_ratios=[1.35, 1.0], height_ratios=[1.0, 0.8], wspace=0.25, hspace=0.2)
+
+    # (top left) the logical trajectory: actions and states
+    ax = fig.add_subplot(gs[0, 0])
+    ax.axis("off")
+    ax.set_title("Logical sequence trajectory", fontsize=11, loc="left")
+    acts = "  ".join(data["actions"])
+    ax.text(0.0, 0.93, "Actions:", fontsize=9, weight="bold", transform=ax.transAxes, va="top")
+    ax.text(0.16, 0.93, acts, fontsize=9, family="monospace", transform=ax.transAxes, va="top")
+    ax.text(0.0, 0.78, "States:", fontsize=9, weight="bold", transform=ax.transAxes, va="top")
+    for i, st in enumerate(data["states"]):
+        y = 0.78 - 0.115 * i
+        ax.text(0.16, y, f"S{i}: " + " ".join(st), fontsize=9, family="monospace", transform=ax.transAxes,
+                va="top")
+
+    # (bottom left) the single-pass inputs table
+    ax = fig.add_subplot(gs[1, 0])
+    ax.axis("off")
+    ax.set_title("Single-pass loss inputs (actions_to_inputs)", fontsize=11, loc="left")
+    rows = [("Input tokens", data["inputs"]), ("Targets", data["targets"]),
+            ("Position IDs", [str(p) for p in data["position_ids"]])]
+    cell = [[str(v) for v in r] for _, r in rows]
+    tab = ax.table(cellText=cell, rowLabels=[r for r, _ in rows], colLabels=[f"{i}" for i in range(T)],
+                   loc="center", cellLoc="center")
+    tab.auto_set_font_size(False)
+    tab.set_fontsize(9)
+    tab.scale(1.0, 1.6)
+    for (r, c), cl in tab.get_celld().items():
+        if r == 2 and c >= 0 and data["targets"][c] == BKSPC_TOKEN:
+            cl.set_facecolor("#e8d8f0")  # a <bkspc> target
+        if r == 1 and c >= 1 and data["actions"][c - 1] == BKSPC_TOKEN:
+            cl.set_facecolor("#f6e3c8")  # an input copied by <bkspc> (with the copied position id)
+    ax.text(0.0, 0.02, "purple: <bkspc> target;  orange: copy made by <bkspc>", fontsize=8, color="0.35",
+            transform=ax.transAxes)
+
+    # (right) the mask
+    ax = fig.add_subplot(gs[:, 1])
+    m = [[1 if v else 0 for v in row] for row in data["mask"]]
+    ax.imshow(m, cmap=ListedColormap(["white", "#4a7ab8"]), vmin=0, vmax=1)
+    labels = [f"{i}: {tok}" for i, tok in enumerate(data["inputs"])]
+    ax.set_xticks(range(T))
+    ax.set_xticklabels(labels, rotation=60, ha="right", fontsize=8)
+    ax.set_yticks(range(T))
+    ax.set_yticklabels(labels, fontsize=8)
+    ax.set_xticks([x - 0.5 for x in range(T + 1)], minor=True)
+    ax.set_yticks([y - 0.5 for y in range(T + 1)], minor=True)
+    ax.grid(which="minor", color="0.6", lw=0.6)
+    ax.tick_params(which="minor", length=0)
+    ax.set_xlabel("key input j")
+    ax.set_ylabel("query input i")
+    ax.set_title("Mask: shaded = input i attends to j\n(state S_i = the shaded inputs of row i)", fontsize=10)
+    fig.suptitle("Figure 2: states and actions to single-pass inputs" + (f" ({title_note})" if title_note else ""),
+                 fontsize=12)
+    return fig
+
+
+def _atomic_savefig(fig, path: str) -> None:
+    path = os.fspath(path)
+    d = os.path.dirname(os.path.abspath(path))
+    os.makedirs(d, exist_ok=True)
+    fmt = os.path.splitext(path)[1].lstrip(".").lower() or "png"
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix="." + fmt, dir=d)
+    os.close(fd)
+    try:
+        fig.savefig(tmp, format=fmt, dpi=150, bbox_inches="tight")
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description="Figures drawn from seqmatch's own outputs.")
+    sub = ap.add_subparsers(dest="figure", required=True)
+    f2 = sub.add_parser("figure2", help="Figure 2: Apples are blue <bkspc> green")
+    f2.add_argument("--tokenizer", default=None, help="tokenizer dir (default: word-level toy vocabulary)")
+    f2.add_argument("--out-pdf", required=True)
+    f2.add_argument("--out-png", required=True)
+    args = ap.parse_args(argv)
+    if args.figure == "figure2":
+        vocab = load_vocab(args.tokenizer)
+        data = figure2_data(vocab)
+        note = "word-level toy vocabulary" if args.tokenizer is None else f"tokenizer {os.path.basename(os.path.normpath(args.tokenizer))}"
+        fig = draw_figure2(data, note)
+        _atomic_savefig(fig, args.out_pdf)
+        _atomic_savefig(fig, args.out_png)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
