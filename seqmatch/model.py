@@ -256,7 +256,9 @@ class SeqMatchLM(nn.Module):
         hidden = captured[-1]
         logits = out.logits.float()
         if self.offset_head is not None:
-            logits = logits + self.offset_head(hidden, position_ids).float()
+            dev = self.offset_head.fc1.weight.device  # the decoder may be sharded across devices
+            off = self.offset_head(hidden.to(dev), position_ids.to(dev)).float()
+            logits = logits + off.to(logits.device)
         return SeqMatchOutput(
             logits=logits,
             past_key_values=out.past_key_values if use_cache else None,
@@ -285,7 +287,7 @@ def ensure_special_tokens(tokenizer) -> dict[str, int]:
     A tokenizer without a pad token (e.g. Llama-2's) uses ``<eos>`` for padding: padded inputs are
     never visible and never labelled, so no new row is needed for them.
     """
-    if tokenizer.convert_tokens_to_ids(BKSPC_TOKEN) in (None, tokenizer.unk_token_id):
+    if tokenizer.convert_tokens_to_ids(BKSPC_TOKEN) in (None, getattr(tokenizer, "unk_token_id", None)):
         tokenizer.add_special_tokens({"additional_special_tokens": [BKSPC_TOKEN]})
     bkspc_id = tokenizer.convert_tokens_to_ids(BKSPC_TOKEN)
     if tokenizer.bos_token_id is None or tokenizer.eos_token_id is None:
@@ -383,6 +385,18 @@ def _module_name(model: nn.Module, module: nn.Module) -> str:
     raise ValueError("module not found in model")
 
 
+def _target_modules(spec: list[str] | str) -> list[str] | str:
+    """``"all-linear"``, ``["all-linear"]``, ``"q_proj,v_proj"`` or a list of names."""
+    if isinstance(spec, str):
+        spec = [s.strip() for s in spec.split(",") if s.strip()]
+    spec = list(spec)
+    if spec == ["all-linear"]:
+        return "all-linear"
+    if not spec:
+        raise ValueError("lora_target_modules is empty")
+    return spec
+
+
 def _lora_config(cfg: ModelConfig, hf: nn.Module, bkspc_id: int):
     from peft import LoraConfig
 
@@ -392,7 +406,7 @@ def _lora_config(cfg: ModelConfig, hf: nn.Module, bkspc_id: int):
         r=cfg.lora_r,
         lora_alpha=cfg.lora_alpha,
         lora_dropout=cfg.lora_dropout,
-        target_modules=cfg.lora_target_modules,
+        target_modules=_target_modules(cfg.lora_target_modules),
         task_type="CAUSAL_LM",
         # the <bkspc> rows of the embedding and the unembedding are trained (peft ties them when
         # the model ties its embeddings)
@@ -532,7 +546,7 @@ def load_model(
 
         if cfg.name_or_path is None:
             raise ValueError(f"{out}: adapter checkpoint without a base name_or_path")
-        hf = _load_base(cfg, None if cfg.load_in_4bit else device)
+        hf = _load_base(cfg, device)
         if hf.get_input_embeddings().weight.shape[0] != V:
             hf.resize_token_embeddings(V, mean_resizing=False)
         if cfg.load_in_4bit:

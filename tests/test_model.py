@@ -213,6 +213,17 @@ def test_lora_freezes_base_and_trains_new_rows(arch, base_dirs):
         assert torch.allclose(W_eff[:, :m.bkspc_id], base_W[0][:m.bkspc_id].T, atol=1e-6)
 
 
+@pytest.mark.parametrize("spec", [["q_proj", "v_proj"], "q_proj,v_proj", ["all-linear"]])
+def test_lora_target_modules_forms(spec, base_dirs):
+    m = build_model(tiny_cfg("llama", name_or_path=base_dirs["llama"], lora_r=2, lora_target_modules=spec),
+                    tiny_tokenizer())
+    lora = {n.split(".lora_A")[0].split(".")[-1] for n, _ in m.named_parameters() if "lora_A" in n}
+    if spec == ["all-linear"]:
+        assert lora == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
+    else:
+        assert lora == {"q_proj", "v_proj"}
+
+
 def test_gradient_checkpointing_same_grads():
     torch.manual_seed(0)
     tok = tiny_tokenizer()

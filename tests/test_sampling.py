@@ -15,7 +15,7 @@ from scipy import stats
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
 
-from seqmatch.actions import apply_backspaces
+from seqmatch.actions import actions_to_inputs, apply_backspaces, collate
 from seqmatch.model import ModelConfig, build_model
 from seqmatch.sampling import contrastive_search, generate
 
@@ -115,6 +115,15 @@ def test_sampled_actions_match_recomputation(arch):
     n_bk = sum(a.count(m.bkspc_id) for a in out.actions)
     assert n_bk >= 3, "test needs some backspaces"
     assert check_against_scratch(m, PROMPTS, out) > 30
+    # and with the single-pass training inputs (Algorithm A) of the same trajectories
+    trajs = [actions_to_inputs(p + a, bos_id=m.bos_id, bkspc_id=m.bkspc_id, eos_id=m.eos_id)
+             for p, a in zip(PROMPTS, out.actions)]
+    batch = collate(trajs, pad_id=m.pad_id)
+    with torch.no_grad():
+        train_logits = m(**batch.model_inputs()).logits
+    for b, (p, a) in enumerate(zip(PROMPTS, out.actions)):
+        got = train_logits[b, len(p) : len(p) + len(a)]
+        assert (got - out.step_logits[b]).abs().max() < 1e-4
 
 
 def test_deterministic_for_a_seed():
