@@ -1,0 +1,73 @@
+# Figures 1-3.
+
+
+rule figure1:
+    output:
+        pdf=report("results/figure1.pdf", caption="../report/figure1.rst", category="Figures"),
+        png=report("results/figure1.png", caption="../report/figure1.rst", category="Figures"),
+        json="resources/figures/figure1.json",
+    log:
+        f"{LOGS}/figures/figure1.log",
+    benchmark:
+        f"{BENCH}/figures/figure1.tsv"
+    params:
+        flags=figure1_flags(),
+    threads: threads("small")
+    resources:
+        **res("small"),
+    conda:
+        "../envs/seqmatch.yaml"
+    shell:
+        "OMP_NUM_THREADS={threads} python -m seqmatch.toychain --out-pdf {output.pdf} "
+        "--out-png {output.png} --out-json {output.json} {params.flags} > {log} 2>&1"
+
+
+rule figure2:
+    input:
+        tokenizer=tokenizer_dir("text"),
+    output:
+        pdf=report("results/figure2.pdf", caption="../report/figure2.rst", category="Figures"),
+        png=report("results/figure2.png", caption="../report/figure2.rst", category="Figures"),
+    log:
+        f"{LOGS}/figures/figure2.log",
+    threads: threads("small")
+    resources:
+        **res("small"),
+    conda:
+        "../envs/seqmatch.yaml"
+    shell:
+        "python -m seqmatch.figures figure2 --tokenizer {input.tokenizer} "
+        "--out-pdf {output.pdf} --out-png {output.png} > {log} 2>&1"
+
+
+rule figure3_csv:
+    input:
+        evals=evals(figure3_runs()),
+        meta="resources/data/add_or_sub_in_base/meta.json",
+    output:
+        csv=report("results/figure3.csv", caption="../report/figure3_csv.rst", category="Figures"),
+    log:
+        f"{LOGS}/figures/figure3_csv.log",
+    params:
+        runs=figure3_runs(),
+        provenance=provenance("add_or_sub_in_base"),
+    localrule: True
+    conda:
+        "../envs/seqmatch.yaml"
+    script:
+        "../scripts/figure3_csv.py"
+
+
+rule figure3:
+    input:
+        csv="results/figure3.csv",
+    output:
+        pdf=report("results/figure3.pdf", caption="../report/figure3.rst", category="Figures"),
+        png=report("results/figure3.png", caption="../report/figure3.rst", category="Figures"),
+    log:
+        f"{LOGS}/figures/figure3.log",
+    localrule: True
+    conda:
+        "../envs/seqmatch.yaml"
+    script:
+        "../scripts/figure3_plot.py"

@@ -1,0 +1,170 @@
+# Tables 1-8, the App. G.1 divergence ablation and the scorecard: small scripts that assemble the
+# evaluations and training summaries into results/*.csv (every row names what produced it).
+
+
+rule annotate_table:
+    input:
+        csv="resources/tables/{annotated}_raw.csv",
+        meta=lambda w: f"{data_dir('add_or_sub_in_base' if w.annotated == 'table1' else 'text')}/meta.json",
+    output:
+        csv=report("results/{annotated}.csv", caption="../report/annotated_table.rst", category="Tables"),
+    log:
+        f"{LOGS}/tables/{{annotated}}.log",
+    params:
+        provenance=lambda w: provenance("add_or_sub_in_base" if w.annotated == "table1" else "text"),
+    localrule: True
+    conda:
+        "../envs/seqmatch.yaml"
+    script:
+        "../scripts/annotate_table.py"
+
+
+rule table2:
+    input:
+        evals=[r["eval"] for r in table2_runs()],
+        meta="resources/data/text/meta.json",
+    output:
+        csv=report("results/table2.csv", caption="../report/table2.rst", category="Tables"),
+    log:
+        f"{LOGS}/tables/table2.log",
+    params:
+        runs=table2_runs(),
+        provenance=provenance("text"),
+        eval_settings=config["tasks"]["text"]["eval"],
+    localrule: True
+    conda:
+        "../envs/seqmatch.yaml"
+    script:
+        "../scripts/table2.py"
+
+
+rule table3:
+    input:
+        summaries=summaries(timing_runs("table3")),
+        meta="resources/data/text/meta.json",
+    output:
+        csv=report("results/table3.csv", caption="../report/table3.rst", category="Tables"),
+    log:
+        f"{LOGS}/tables/table3.log",
+    params:
+        runs=timing_runs("table3"),
+        provenance=provenance("text"),
+    localrule: True
+    conda:
+        "../envs/seqmatch.yaml"
+    script:
+        "../scripts/timing_table.py"
+
+
+rule table4:
+    input:
+        summaries=summaries(timing_runs("table4")),
+        meta="resources/data/add_or_sub_in_base/meta.json",
+    output:
+        csv=report("results/table4.csv", caption="../report/table4.rst", category="Tables"),
+    log:
+        f"{LOGS}/tables/table4.log",
+    params:
+        runs=timing_runs("table4"),
+        provenance=provenance("add_or_sub_in_base"),
+    localrule: True
+    conda:
+        "../envs/seqmatch.yaml"
+    script:
+        "../scripts/timing_table.py"
+
+
+rule table5:
+    input:
+        evals=evals(accuracy_table_runs("table5")),
+        meta="resources/data/translation/meta.json",
+    output:
+        csv=report("results/table5.csv", caption="../report/table5.rst", category="Tables"),
+    log:
+        f"{LOGS}/tables/table5.log",
+    params:
+        runs=accuracy_table_runs("table5"),
+        metric="bleu",
+        provenance=provenance("translation"),
+    localrule: True
+    conda:
+        "../envs/seqmatch.yaml"
+    script:
+        "../scripts/accuracy_table.py"
+
+
+rule table6:
+    input:
+        evals=evals(accuracy_table_runs("table6")),
+        meta="resources/data/mul/meta.json",
+    output:
+        csv=report("results/table6.csv", caption="../report/table6.rst", category="Tables"),
+    log:
+        f"{LOGS}/tables/table6.log",
+    params:
+        runs=accuracy_table_runs("table6"),
+        metric="accuracy",
+        provenance=provenance("mul"),
+    localrule: True
+    conda:
+        "../envs/seqmatch.yaml"
+    script:
+        "../scripts/accuracy_table.py"
+
+
+rule table7:
+    input:
+        evals=evals(accuracy_table_runs("table7")),
+        meta="resources/data/list_prime_factors/meta.json",
+    output:
+        csv=report("results/table7.csv", caption="../report/table7.rst", category="Tables"),
+    log:
+        f"{LOGS}/tables/table7.log",
+    params:
+        runs=accuracy_table_runs("table7"),
+        metric="accuracy",
+        provenance=provenance("list_prime_factors"),
+    localrule: True
+    conda:
+        "../envs/seqmatch.yaml"
+    script:
+        "../scripts/accuracy_table.py"
+
+
+rule ablation_divergence:
+    input:
+        evals=evals(ablation_runs()),
+        meta="resources/data/add_or_sub_in_base/meta.json",
+    output:
+        csv=report(
+            "results/ablation_divergence.csv",
+            caption="../report/ablation_divergence.rst",
+            category="Tables",
+        ),
+    log:
+        f"{LOGS}/tables/ablation_divergence.log",
+    params:
+        runs=ablation_runs(),
+        provenance=provenance("add_or_sub_in_base"),
+    localrule: True
+    conda:
+        "../envs/seqmatch.yaml"
+    script:
+        "../scripts/ablation_table.py"
+
+
+rule scorecard:
+    input:
+        tables=[f"results/table{i}.csv" for i in range(1, 9)],
+        ablation="results/ablation_divergence.csv",
+        paper="workflow/scripts/paper_numbers.yaml",
+    output:
+        csv=report("results/scorecard.csv", caption="../report/scorecard.rst", category="Scorecard"),
+        md=report("results/scorecard.md", caption="../report/scorecard.rst", category="Scorecard"),
+    log:
+        f"{LOGS}/tables/scorecard.log",
+    localrule: True
+    conda:
+        "../envs/seqmatch.yaml"
+    script:
+        "../scripts/scorecard.py"

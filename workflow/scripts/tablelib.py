@@ -1,0 +1,77 @@
+"""Helpers of the table/figure scripts (run through Snakemake's `script:` directive)."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+
+def log_to(snakemake) -> None:
+    """Send stdout/stderr of the script to the rule's log file."""
+    if snakemake.log:
+        sys.stdout = sys.stderr = open(snakemake.log[0], "w")
+
+
+def read_json(path) -> dict:
+    with open(path) as f:
+        return json.load(f)
+
+
+def num(value) -> float:
+    """A JSON number (or None / 'nan') as a float; None -> NaN."""
+    if value is None:
+        return math.nan
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def mean_sd(values) -> tuple[float, float, int]:
+    """Mean, sample standard deviation (ddof 1; NaN for a single value) and count of the finite values."""
+    x = np.asarray([num(v) for v in values], dtype=float)
+    x = x[np.isfinite(x)]
+    if x.size == 0:
+        return math.nan, math.nan, 0
+    sd = float(np.std(x, ddof=1)) if x.size > 1 else math.nan
+    return float(np.mean(x)), sd, int(x.size)
+
+
+def data_source(meta_path) -> str:
+    """'wiki-sample (stand-in for openwebtext (paper §6.2))' from a seqmatch.data meta.json."""
+    meta = read_json(meta_path)
+    src = str(meta.get("source", "unknown"))
+    stand_in = meta.get("stand_in_for")
+    return f"{src} (stand-in for {stand_in})" if stand_in else src
+
+
+def provenance_columns(provenance: dict, meta_path) -> dict:
+    """Columns appended to every table row: what produced the numbers."""
+    meta = read_json(meta_path)
+    sizes = meta.get("sizes", {})
+    return {
+        "profile": provenance["profile"],
+        "model": provenance["model"],
+        "data_source": data_source(meta_path),
+        "n_train": sizes.get("train"),
+        "n_test": sizes.get("test"),
+        "steps": provenance["steps"],
+    }
+
+
+def write_csv(df: pd.DataFrame, path) -> None:
+    """Write atomically (a half-written results/ file never appears under its final name)."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    df.to_csv(tmp, index=False)
+    tmp.replace(path)
+
+
+def eta_label(eta: float) -> str:
+    """Column label of a noise level: 0.02 -> 'eta_0.02'."""
+    return "eta_" + np.format_float_positional(float(eta), trim="-")
