@@ -7,7 +7,9 @@ unembedding so the new token has its own, trained, rows. Optional pieces, all fr
 * LoRA through ``peft`` (paper: r = 64, alpha = 16). The base weights are frozen; the ``<bkspc>``
   rows of the input embedding and of the unembedding stay trainable through peft's
   ``trainable_token_indices`` (tied embeddings such as GPT-2's are handled by peft: one row, two
-  uses). The offset head is always trainable.
+  uses). The offset head is always trainable. Note that Algorithm A never feeds ``<bkspc>`` as
+  an *input* (a backspace is followed by a copy of the token now last), so the input-embedding
+  row of an untied model gets no gradient; the unembedding row (the ``<bkspc>`` logit) does.
 * 4-bit QLoRA through ``bitsandbytes`` (NF4, double quantization, bf16 compute on GPU, fp32 on CPU).
 * Gradient checkpointing (non-reentrant), attention implementation ``sdpa`` by default.
 
