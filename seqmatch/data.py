@@ -420,7 +420,7 @@ def _module_function(task: str, emin: float, emax: float) -> Callable[[], Any]:
 
 def generate_arithmetic(task: str, *, n_train: int, n_test: int, seed: int = 0,
                         difficulty: float | None = None, entropy: Sequence[float] | None = None,
-                        max_base: int = 10, max_attempts_factor: int = 50) -> tuple[list[dict], list[dict], dict]:
+                        max_base: int = 10, max_attempts_factor: int = 10) -> tuple[list[dict], list[dict], dict]:
     """Generate ``(train, test, meta)`` with mathematics_dataset 1.0.1's module functions.
 
     Problems are drawn from one seeded stream; those with a base > ``max_base`` (add_or_sub_in_base;
@@ -443,14 +443,16 @@ def generate_arithmetic(task: str, *, n_train: int, n_test: int, seed: int = 0,
     seen: set[str] = set()
     rows: list[dict] = []
     dropped = {"base": 0, "length": 0, "duplicate": 0}
-    attempts = 0
+    attempts = last_new = 0
+    stall_limit = max(5_000, need)  # draws without a new question before we give up
     t0 = time.perf_counter()
     try:
         while len(rows) < need:
             attempts += 1
-            if attempts > max_attempts_factor * need + 1000:
-                raise RuntimeError(f"only {len(rows)} distinct {task} questions after {attempts} draws "
-                                   f"(entropy {emin}-{emax}); raise the entropy or lower the sizes")
+            if attempts - last_new > stall_limit or attempts > max_attempts_factor * need + 1000:
+                raise RuntimeError(
+                    f"only {len(rows)} distinct {task} questions (of {need} asked) after {attempts} draws "
+                    f"at entropy ({emin}, {emax}); raise the entropy or lower n_train/n_test")
             problem = fn()
             question, answer = str(problem.question), str(problem.answer)
             if question_base(question) > max_base:
@@ -463,6 +465,7 @@ def generate_arithmetic(task: str, *, n_train: int, n_test: int, seed: int = 0,
                 dropped["duplicate"] += 1
                 continue
             seen.add(question)
+            last_new = attempts
             rows.append(arithmetic_row(question, answer, task, source))
     finally:
         random.setstate(py_state)
@@ -674,15 +677,16 @@ def split_by_group(rows: Sequence[dict], key: str, *, n_test: int, seed: int) ->
 
 def build_text(source: str, *, n_train: int | None, n_test: int, seed: int = 0,
                cache_dir: str | os.PathLike = DEFAULT_CACHE_DIR, wheel_path: str | None = None,
-               hub_id: str = "Skylion007/openwebtext", hub_config: str | None = None,
+               wiki_member: WheelMember = WIKI_MEMBER, hub_id: str = "Skylion007/openwebtext", hub_config: str | None = None,
                revision: str | None = None, streaming: bool | None = None, min_words: int = 20,
                max_chars: int | None = None) -> tuple[list[dict], list[dict], dict]:
     """Text rows ``(train, test, meta)``: paragraphs of the Wikipedia sample, or hub documents."""
     if source == "wiki-sample":
-        rows, info = wiki_sample_paragraphs(wheel_path, cache_dir=cache_dir, min_words=min_words)
+        rows, info = wiki_sample_paragraphs(wheel_path, cache_dir=cache_dir, member=wiki_member,
+                                            min_words=min_words)
         if max_chars:
             rows = [r for r in rows if len(r["completion"]) <= max_chars]
-        src = f"wiki-sample:gensim=={GENSIM_WHEEL.version}:{WIKI_MEMBER.path.rsplit('/', 1)[-1]}"
+        src = f"wiki-sample:{info['wheel']}:{wiki_member.path.rsplit('/', 1)[-1]}"
         for r in rows:
             r["source"] = src
         train, test = split_by_group(rows, "title", n_test=n_test, seed=seed)
@@ -1096,8 +1100,9 @@ def load_tokenizer(name_or_path: str | os.PathLike, add_bkspc: bool = True):
 
     tok = AutoTokenizer.from_pretrained(str(name_or_path))
     if add_bkspc and BKSPC_TOKEN not in tok.get_vocab():
-        tok.add_special_tokens({"additional_special_tokens": [AddedToken(BKSPC_TOKEN, special=True, normalized=False)]},
-                               replace_additional_special_tokens=False)
+        # add_tokens(special_tokens=True) has the same meaning in transformers 4.x and 5.x: one id,
+        # never split, not normalized, dropped by decode(skip_special_tokens=True).
+        tok.add_tokens([AddedToken(BKSPC_TOKEN, special=True, normalized=False)], special_tokens=True)
     if tok.pad_token is None:
         tok.add_special_tokens({"pad_token": PAD_TOKEN})
     return tok
