@@ -435,6 +435,7 @@ def generate_arithmetic(task: str, *, n_train: int, n_test: int, seed: int = 0,
         raise ValueError(f"unknown task {task!r}; choose from {sorted(ARITHMETIC_TASKS)}")
     emin, emax = resolve_entropy(task, difficulty, entropy)
     fn = _module_function(task, emin, emax)
+    module_file = ensure_mathematics_dataset()[ARITHMETIC_TASKS[task][0]].__file__
     source = f"mathematics_dataset=={MATH_DATASET_VERSION}:{ARITHMETIC_TASKS[task][0]}.{task}"
     need = n_train + n_test
     py_state, np_state = random.getstate(), np.random.get_state()
@@ -477,7 +478,9 @@ def generate_arithmetic(task: str, *, n_train: int, n_test: int, seed: int = 0,
         "source": source,
         "stand_in_for": None,
         "licenses": [MATH_DATASET_LICENSE],
-        "inputs": [{"name": f"mathematics-dataset=={MATH_DATASET_VERSION}", "generator": source}],
+        "inputs": [{"name": f"mathematics-dataset=={MATH_DATASET_VERSION}", "generator": source,
+                    "module_file": f"mathematics_dataset/modules/{Path(module_file).name}",
+                    "sha256": sha256_file(module_file)}],
         "seed": seed,
         "settings": {"entropy": [emin, emax], "difficulty": difficulty, "max_base": max_base,
                      "max_question_chars": MAX_QUESTION_CHARS, "max_answer_chars": MAX_ANSWER_CHARS,
@@ -1121,10 +1124,11 @@ def _add_common(p: argparse.ArgumentParser, *, n_train_help: str, n_test_help: s
                    help="download/wheel cache (default: resources/ under the current directory)")
 
 
-def _add_hub(p: argparse.ArgumentParser, hub_id: str, hub_config: str | None) -> None:
+def _add_hub(p: argparse.ArgumentParser, hub_id: str, hub_config: str | None, config_help: str = "") -> None:
     p.add_argument("--hub-id", default=hub_id,
                    help=f"datasets hub id, or a local file/dir in its column layout (default {hub_id})")
-    p.add_argument("--hub-config", default=hub_config, help=f"hub dataset config (default {hub_config})")
+    p.add_argument("--hub-config", default=hub_config,
+                   help=f"hub dataset config (default {config_help or hub_config})")
     p.add_argument("--hub-revision", default=None, help="hub dataset revision (default: main)")
     p.add_argument("--no-streaming", action="store_true",
                    help="download the whole hub dataset instead of streaming it")
@@ -1141,15 +1145,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--task", required=True, choices=sorted(ARITHMETIC_TASKS), help="mathematics_dataset module")
     p.add_argument("--source", choices=("generator", "hub"), default="generator",
                    help="generator: mathematics_dataset 1.0.1 (offline); hub: math_dataset through datasets")
-    g = p.add_mutually_exclusive_group()
-    g.add_argument("--difficulty", type=float, default=None,
-                   help="fraction in [0,1] of the module's training entropy range (3,10) to use: "
-                        "entropy (3, 3+7d); default 1 = the full range (paper)")
-    g.add_argument("--entropy", type=float, nargs=2, metavar=("MIN", "MAX"), default=None,
-                   help="entropy range passed to the module (decimal digits shared by the operands); "
-                        "e.g. '1 3' for a small task a CPU model learns")
+    p.add_argument("--difficulty", type=float, default=None,
+                   help="fraction d in [0,1] of the module's training entropy range (3,10) to use: "
+                        "entropy (3, 3+7d); default 1 = the full range (the paper's data)")
+    p.add_argument("--entropy", type=float, nargs=2, metavar=("MIN", "MAX"), default=None,
+                   help="entropy range passed to the module function (overrides --difficulty); about the "
+                        "number of decimal digits shared by the operands, e.g. '2 4' for small numbers a "
+                        "CPU model learns")
     p.add_argument("--max-base", type=int, default=10, help="drop add_or_sub_in_base questions above this base")
-    _add_hub(p, "deepmind/math_dataset", None)
+    _add_hub(p, "deepmind/math_dataset", None, "arithmetic__<task>, numbers__list_prime_factors")
 
     p = sub.add_parser("text", help="text paragraphs/documents (prompt='', completion=text)")
     _add_common(p, n_train_help="training rows (default: all for wiki-sample, 200000 for hub)",
@@ -1159,7 +1163,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--wheel", default=None, help="use this gensim wheel file instead of fetching the pinned one")
     p.add_argument("--min-words", type=int, default=20, help="wiki-sample: drop paragraphs with fewer words")
     p.add_argument("--max-chars", type=int, default=None, help="drop rows longer than this many characters")
-    _add_hub(p, "Skylion007/openwebtext", None)
+    _add_hub(p, "Skylion007/openwebtext", None, "none")
 
     p = sub.add_parser("translation", help="en->fr pairs: prompt 'English: {en}\\nFrench:', completion ' {fr}'")
     _add_common(p, n_train_help="training pairs (default: all that pass the filters)",

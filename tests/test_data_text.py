@@ -190,3 +190,40 @@ def test_real_pinned_wiki_sample():
     assert info["pages"] > 100 and len(rows) > 4000 and info["chars"] > 2_000_000
     bad = [r for r in rows if any(s in r["completion"] for s in ("[[", "]]", "{{", "}}", "<ref", "'''"))]
     assert not bad
+
+
+def test_fetch_wheel_uses_cache_and_reports_pip_failure(tmp_path, monkeypatch):
+    wheel = D.PinnedWheel("gensim", "4.4.0", "gensim-4.4.0-fake.whl", "LGPL")
+    cmd = wheel.pip_command(tmp_path / "wheels")
+    assert cmd[1:6] == ["-m", "pip", "download", "--no-deps", "--only-binary=:all:"]
+    assert "gensim==4.4.0" in cmd and cmd[-2:] == ["-d", str(tmp_path / "wheels")]
+
+    class Failed:
+        returncode, stdout, stderr = 1, "", "ERROR: No matching distribution found"
+
+    calls = []
+    monkeypatch.setattr(D.subprocess, "run", lambda *a, **k: calls.append(a) or Failed())
+    with pytest.raises(D.DataSourceError) as e:
+        D.fetch_wheel(wheel, tmp_path)
+    assert "gensim==4.4.0" in str(e.value) and "No matching distribution" in str(e.value)
+    (tmp_path / "wheels" / wheel.filename).write_bytes(b"cached")
+    assert D.fetch_wheel(wheel, tmp_path) == tmp_path / "wheels" / wheel.filename
+    assert len(calls) == 1  # the cached wheel is not fetched again
+
+
+def test_cli_hub_offline_exits_with_message(tmp_path):
+    import os
+    import subprocess
+    import sys
+    import time
+
+    env = {**os.environ, "HF_DATASETS_OFFLINE": "1"}
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "seqmatch.data", "text", "--source", "hub",
+                           "--out-dir", str(tmp_path / "o")], capture_output=True, text=True, env=env,
+                          cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "Skylion007/openwebtext" in proc.stderr and "config.yaml" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert time.perf_counter() - t0 < 30
+    assert not (tmp_path / "o" / "train.jsonl").exists()
