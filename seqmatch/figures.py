@@ -76,7 +76,8 @@ class TokenizerVocab:
         if i in self.tok.all_special_ids:
             return self.tok.convert_ids_to_tokens(i)
         s = self.tok.decode([i])
-        return s.strip() or repr(s)
+        # show a leading space as "␣" (e.g. GPT-2's " are" -> "␣are"), so token boundaries stay visible
+        return s.replace(" ", "␣") if s.strip() == "" or s.startswith(" ") else s
 
 
 def load_vocab(tokenizer_dir: str | None):
@@ -144,22 +145,28 @@ def draw_figure2(data: dict, title_note: str = ""):
     from matplotlib.colors import ListedColormap
 
     T = len(data["inputs"])
-    w = max(10.0, 1.25 * T + 6.0)
-    fig = plt.figure(figsize=(w, 6.2))
-    gs = fig.add_gridspec(2, 2, width_ratios=[1.35, 1.0], height_ratios=[1.0, 0.8], wspace=0.25, hspace=0.2)
+    line_h = 0.24  # inches per state line
+    states_h = line_h * (T + 3)
+    table_h = 1.7
+    left_w = max(6.5, 0.62 * (T + 2))
+    mask_w = max(4.0, 0.3 * T)
+    fig_h = max(states_h + table_h, mask_w + 1.6)
+    fig = plt.figure(figsize=(left_w + mask_w + 1.8, fig_h))
+    gs = fig.add_gridspec(2, 2, width_ratios=[left_w, mask_w + 0.8],
+                          height_ratios=[fig_h - table_h, table_h], wspace=0.15, hspace=0.05)
 
     # (top left) the logical trajectory: actions and states
     ax = fig.add_subplot(gs[0, 0])
     ax.axis("off")
     ax.set_title("Logical sequence trajectory", fontsize=11, loc="left")
     acts = "  ".join(data["actions"])
-    ax.text(0.0, 0.93, "Actions:", fontsize=9, weight="bold", transform=ax.transAxes, va="top")
-    ax.text(0.16, 0.93, acts, fontsize=9, family="monospace", transform=ax.transAxes, va="top")
-    ax.text(0.0, 0.78, "States:", fontsize=9, weight="bold", transform=ax.transAxes, va="top")
+    step = line_h / (fig_h - table_h)  # one line in axes fraction
+    ax.text(0.0, 1 - step, "Actions:", fontsize=9, weight="bold", transform=ax.transAxes, va="top")
+    ax.text(0.16, 1 - step, acts, fontsize=9, family="monospace", transform=ax.transAxes, va="top")
+    ax.text(0.0, 1 - 2.5 * step, "States:", fontsize=9, weight="bold", transform=ax.transAxes, va="top")
     for i, st in enumerate(data["states"]):
-        y = 0.78 - 0.115 * i
-        ax.text(0.16, y, f"S{i}: " + " ".join(st), fontsize=9, family="monospace", transform=ax.transAxes,
-                va="top")
+        ax.text(0.16, 1 - (2.5 + i) * step, f"S{i}: " + " ".join(st), fontsize=9, family="monospace",
+                transform=ax.transAxes, va="top")
 
     # (bottom left) the single-pass inputs table
     ax = fig.add_subplot(gs[1, 0])
@@ -169,17 +176,17 @@ def draw_figure2(data: dict, title_note: str = ""):
             ("Position IDs", [str(p) for p in data["position_ids"]])]
     cell = [[str(v) for v in r] for _, r in rows]
     tab = ax.table(cellText=cell, rowLabels=[r for r, _ in rows], colLabels=[f"{i}" for i in range(T)],
-                   loc="center", cellLoc="center")
+                   loc="upper center", cellLoc="center")
     tab.auto_set_font_size(False)
-    tab.set_fontsize(9)
-    tab.scale(1.0, 1.6)
+    tab.set_fontsize(9 if T <= 12 else 8)
+    tab.scale(1.0, 1.5)
     for (r, c), cl in tab.get_celld().items():
         if r == 2 and c >= 0 and data["targets"][c] == BKSPC_TOKEN:
             cl.set_facecolor("#e8d8f0")  # a <bkspc> target
         if r == 1 and c >= 1 and data["actions"][c - 1] == BKSPC_TOKEN:
             cl.set_facecolor("#f6e3c8")  # an input copied by <bkspc> (with the copied position id)
-    ax.text(0.0, 0.02, "purple: <bkspc> target;  orange: copy made by <bkspc>", fontsize=8, color="0.35",
-            transform=ax.transAxes)
+    ax.text(0.0, -0.02, "purple: <bkspc> target;  orange: copy made by <bkspc>", fontsize=8, color="0.35",
+            transform=ax.transAxes, va="top")
 
     # (right) the mask
     ax = fig.add_subplot(gs[:, 1])
@@ -229,7 +236,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.figure == "figure2":
         vocab = load_vocab(args.tokenizer)
         data = figure2_data(vocab)
-        note = "word-level toy vocabulary" if args.tokenizer is None else f"tokenizer {os.path.basename(os.path.normpath(args.tokenizer))}"
+        if args.tokenizer is None:
+            note = "word-level toy vocabulary"
+        else:
+            parts = os.path.normpath(args.tokenizer).split(os.sep)
+            note = "tokenizer " + "/".join(parts[-2:])
         fig = draw_figure2(data, note)
         _atomic_savefig(fig, args.out_pdf)
         _atomic_savefig(fig, args.out_png)
