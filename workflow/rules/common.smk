@@ -237,6 +237,16 @@ def figure1_flags():
     return f"--n {lengths} {cli_flags(f)}"
 
 
+def eval_flags(task, *, table8=False):
+    """seqmatch.evaluate options from tasks.<task>.eval (n_eval -> --n, contrastive_k -> --k).
+    Table 8 (text-mistakes) takes only the prompt/new token lengths and the batch size."""
+    e = dict(config["tasks"][task]["eval"])
+    if table8:
+        e = {k: e.get(k) for k in ("prompt_tokens", "new_tokens", "batch_size")}
+    renamed = {"n_eval": "n", "contrastive_k": "k"}
+    return cli_flags({renamed.get(k, k): v for k, v in e.items()})
+
+
 # ------------------------------------------------------------------------------ data
 
 

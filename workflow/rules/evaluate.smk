@@ -18,8 +18,7 @@ rule evaluate_arithmetic:
     params:
         env=job_env(),
         model_dir=lambda w, input: os.path.join(os.path.dirname(input.summary), "model"),
-        n_eval=lambda w: config["tasks"][w.task]["eval"]["n_eval"],
-        max_new_tokens=lambda w: config["tasks"][w.task]["eval"]["max_new_tokens"],
+        flags=lambda w: eval_flags(w.task),
     threads: threads("evaluate")
     resources:
         **res("evaluate"),
@@ -28,8 +27,7 @@ rule evaluate_arithmetic:
     shell:
         "OMP_NUM_THREADS={threads} {params.env} python -m seqmatch.evaluate arithmetic "
         "--model-dir {params.model_dir} --test-file {input.test} --out {output.metrics} "
-        "--generations {output.generations} --n {params.n_eval} "
-        "--max-new-tokens {params.max_new_tokens} --seed {wildcards.seed} > {log} 2>&1"
+        "--generations {output.generations} {params.flags} --seed {wildcards.seed} > {log} 2>&1"
 
 
 rule evaluate_text:
@@ -47,7 +45,7 @@ rule evaluate_text:
     params:
         env=job_env(),
         model_dir=lambda w, input: os.path.join(os.path.dirname(input.summary), "model"),
-        flags=cli_flags(config["tasks"]["text"]["eval"]),
+        flags=eval_flags("text"),
     threads: threads("evaluate")
     resources:
         **res("evaluate"),
@@ -74,6 +72,7 @@ rule evaluate_translation:
     params:
         env=job_env(),
         model_dir=lambda w, input: os.path.join(os.path.dirname(input.summary), "model"),
+        flags=eval_flags("translation"),
     threads: threads("evaluate")
     resources:
         **res("evaluate"),
@@ -81,14 +80,29 @@ rule evaluate_translation:
         "../envs/seqmatch.yaml"
     shell:
         "OMP_NUM_THREADS={threads} {params.env} python -m seqmatch.evaluate translation "
-        "--model-dir {params.model_dir} --test-file {input.test} --out {output.metrics} > {log} 2>&1"
+        "--model-dir {params.model_dir} --test-file {input.test} --out {output.metrics} "
+        "{params.flags} --seed {wildcards.seed} > {log} 2>&1"
 
 
-# Table 1: the best SM model of Figure 3 completes test questions whose solution starts with
-# random digits (the selection happens in the job: the candidates are Figure 3's SM runs).
-rule mistakes_arithmetic:
+# Table 1: the most accurate SM model of Figure 3 (chosen in a job: the candidates are Figure 3's
+# SM runs) completes test questions whose solution starts with random digits.
+rule best_sm_run:
     input:
         evals=evals([dict(dir=d) for d in table1_candidates()]),
+    output:
+        best="resources/tables/table1_best_run.txt",
+    log:
+        f"{LOGS}/tables/table1_best_run.log",
+    localrule: True
+    conda:
+        "../envs/seqmatch.yaml"
+    script:
+        "../scripts/best_run.py"
+
+
+rule mistakes_arithmetic:
+    input:
+        best="resources/tables/table1_best_run.txt",
         test="resources/data/add_or_sub_in_base/test.jsonl",
     output:
         csv="resources/tables/table1_raw.csv",
@@ -96,18 +110,17 @@ rule mistakes_arithmetic:
         f"{LOGS}/tables/table1_raw.log",
     params:
         env=job_env(),
-        picker=workflow.source_path("../scripts/best_run.py"),
         n_examples=EXP["table1"]["n_examples"],
+        max_new_tokens=config["tasks"]["add_or_sub_in_base"]["eval"]["max_new_tokens"],
     threads: threads("evaluate")
     resources:
         **res("evaluate"),
     conda:
         "../envs/seqmatch.yaml"
     shell:
-        "best=$(python {params.picker} {input.evals} 2> {log}) && "
         "OMP_NUM_THREADS={threads} {params.env} python -m seqmatch.evaluate mistakes "
-        "--model-dir $best/model --test-file {input.test} --out {output.csv} "
-        "--n {params.n_examples} >> {log} 2>&1"
+        "--model-dir $(cat {input.best})/model --test-file {input.test} --out {output.csv} "
+        "--n {params.n_examples} --max-new-tokens {params.max_new_tokens} > {log} 2>&1"
 
 
 # Table 8: the SM text model completes test prompts whose last token was replaced at random.
@@ -123,6 +136,7 @@ rule mistakes_text:
         env=job_env(),
         model_dir=lambda w, input: os.path.join(os.path.dirname(input.summary), "model"),
         n_examples=EXP["table8"]["n_examples"],
+        flags=eval_flags("text", table8=True),
     threads: threads("evaluate")
     resources:
         **res("evaluate"),
@@ -131,4 +145,4 @@ rule mistakes_text:
     shell:
         "OMP_NUM_THREADS={threads} {params.env} python -m seqmatch.evaluate text-mistakes "
         "--model-dir {params.model_dir} --test-file {input.test} --out {output.csv} "
-        "--n {params.n_examples} > {log} 2>&1"
+        "--n {params.n_examples} {params.flags} > {log} 2>&1"
