@@ -4,7 +4,7 @@ CLI (every option has ``--help``)::
 
     python -m seqmatch.data arithmetic  --out-dir DIR --task {add_or_sub_in_base,mul,list_prime_factors}
                                         [--source {generator,hub}] [--n-train N] [--n-test N] [--seed S]
-                                        [--difficulty D | --entropy MIN MAX] [--max-base 10]
+                                        [--difficulty D] [--entropy MIN MAX] [--max-base 10]
     python -m seqmatch.data text        --out-dir DIR --source {wiki-sample,hub} [--hub-id ID] ...
     python -m seqmatch.data translation --out-dir DIR --source {gettext,hub} [--hub-id ID --hub-config en-fr]
                                         [--max-tokens 64] [--tokenizer DIR] ...
@@ -21,7 +21,7 @@ Rows (JSONL, UTF-8). Every row has ``prompt``, ``completion`` and ``source``; a 
 
 * arithmetic: ``prompt = f"{question} Solution:"``, ``completion = f" {answer}"``, plus ``question``,
   ``answer``, ``base`` (10 unless the question is "In base b, ..."), ``task``.
-* text: ``prompt = ""``, ``completion = text`` (a paragraph or a document), plus ``title``/``doc``.
+* text: ``prompt = ""``, ``completion = text`` (a paragraph, or a hub document), plus ``title`` (wiki).
 * translation: ``prompt = f"English: {en}\\nFrench:"``, ``completion = " " + fr``, plus ``en``, ``fr``
   and ``license`` (English is the question, French the answer, as in paper App. G.2).
 
@@ -34,6 +34,14 @@ wheels (:data:`GETTEXT_SOURCES`); wheels are fetched with ``pip download --no-de
 wheels is imported or installed. A tokenizer for the offline profiles is trained here with
 ``tokenizers`` (byte-level BPE, digits split one by one as Llama does, specials ``<pad> <bos> <eos>
 <bkspc>``) and saved as a Hugging Face tokenizer directory.
+
+Defaults follow the paper: arithmetic 5,000 train / 200 test (list_prime_factors 50,000 train) over
+mathematics_dataset's full training entropy range (3, 10); translation pairs with both sides under 64
+tokens. Small numbers for a CPU model: ``--entropy 2 4`` (add_or_sub_in_base answers ~3 digits; all three
+tasks give 5,200 distinct questions at that setting; list_prime_factors cannot at ``1 3``).
+Byte-level BPE always holds the 256 byte tokens plus the 4 specials, so ``--vocab-size`` below 260
+gives a 260-token, merge-free (character-level) tokenizer; about 300 already holds every merge the
+arithmetic corpora have (281 tokens, prompts ~16 tokens instead of ~37).
 
 Hub sources given a local path (a file, or a directory of ``{split}.jsonl|parquet|csv`` files) load it
 with ``datasets``' generic builders in the same column layout as the hub dataset; that is how the tests
@@ -60,7 +68,6 @@ import sys
 import time
 import zipfile
 from dataclasses import dataclass, field
-from fractions import Fraction
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 from urllib.parse import urlparse
@@ -273,13 +280,20 @@ def _local_data_files(path: Path, split: str) -> tuple[str, list[str]]:
     return kinds.pop(), [str(p) for p in files]
 
 
+PARQUET_REVISION = "refs/convert/parquet"  # the hub's parquet export of script-based datasets
+_HUB_REVISIONS: dict[tuple[str, str | None], str | None] = {}  # revision each hub load really used
+
+
 def load_hub_dataset(hub_id: str, *, config: str | None = None, split: str = "train",
                      revision: str | None = None, streaming: bool | None = None):
     """A ``datasets`` dataset for ``hub_id`` (a hub id, or a local file/directory in its layout).
 
     Local paths go through the generic ``json``/``parquet``/``csv`` builders (a directory is read as
     ``{split}.jsonl`` etc.). Hub ids fail at once, naming the dataset, when the hub cannot be reached
-    (offline setting with no cached copy, or no network). ``streaming`` defaults to True for hub ids.
+    (offline setting with no cached copy, or no network). ``streaming`` defaults to True when online
+    and to False (read the local cache) under an offline setting. Datasets that still ship a loading
+    script (``datasets`` >= 4 refuses those: openwebtext, math_dataset) are read from the hub's parquet
+    export, revision ``refs/convert/parquet``, unless a revision is given.
     """
     import datasets
 
@@ -292,15 +306,24 @@ def load_hub_dataset(hub_id: str, *, config: str | None = None, split: str = "tr
         raise HubUnavailableError(
             f"hub dataset {hub_id!r} (config {config!r}) needs the Hugging Face hub: {reason}. "
             + OFFLINE_HINT)
+    if streaming is None:
+        streaming = reason is None
     try:
-        return datasets.load_dataset(hub_id, config, split=split, revision=revision,
-                                     streaming=True if streaming is None else streaming)
+        try:
+            ds = datasets.load_dataset(hub_id, config, split=split, revision=revision, streaming=streaming)
+        except RuntimeError as e:
+            if revision is not None or "scripts are no longer supported" not in str(e):
+                raise
+            revision = PARQUET_REVISION
+            ds = datasets.load_dataset(hub_id, config, split=split, revision=revision, streaming=streaming)
     except Exception as e:  # noqa: BLE001 - any failure to reach/resolve the hub dataset
         if reason is not None:
             raise HubUnavailableError(
                 f"hub dataset {hub_id!r} (config {config!r}) is not cached and {reason} forbids "
                 f"downloading it ({type(e).__name__}: {e}). " + OFFLINE_HINT) from e
         raise
+    _HUB_REVISIONS[(hub_id, config)] = revision
+    return ds
 
 
 def _shuffled(ds, seed: int, buffer_size: int = 10_000):
@@ -326,6 +349,7 @@ def _hub_inputs(hub_id: str, config: str | None, revision: str | None) -> list[d
     if p.exists():
         files = [p] if p.is_file() else sorted(q for q in p.rglob("*") if q.is_file())
         return [{"name": q.name, "sha256": sha256_file(q)} for q in files]
+    revision = revision or _HUB_REVISIONS.get((hub_id, config))
     return [{"name": hub_id, "config": config, "revision": revision or "main (unpinned)"}]
 
 
@@ -680,7 +704,8 @@ def split_by_group(rows: Sequence[dict], key: str, *, n_test: int, seed: int) ->
 
 def build_text(source: str, *, n_train: int | None, n_test: int, seed: int = 0,
                cache_dir: str | os.PathLike = DEFAULT_CACHE_DIR, wheel_path: str | None = None,
-               wiki_member: WheelMember = WIKI_MEMBER, hub_id: str = "Skylion007/openwebtext", hub_config: str | None = None,
+               wiki_member: WheelMember = WIKI_MEMBER, hub_id: str = "Skylion007/openwebtext",
+               hub_config: str | None = None,
                revision: str | None = None, streaming: bool | None = None, min_words: int = 20,
                max_chars: int | None = None) -> tuple[list[dict], list[dict], dict]:
     """Text rows ``(train, test, meta)``: paragraphs of the Wikipedia sample, or hub documents."""
@@ -1038,7 +1063,8 @@ def build_translation(source: str, *, n_train: int | None, n_test: int, seed: in
                 continue
             seen.add(en)
             rows.append(translation_row(en, fr, src, "see the hub dataset card (OPUS Books)"))
-        licenses, stand_in, inputs = ["see the hub dataset card (OPUS Books)"], None, _hub_inputs(hub_id, hub_config, revision)
+        licenses, stand_in = ["see the hub dataset card (OPUS Books)"], None
+        inputs = _hub_inputs(hub_id, hub_config, revision)
     else:
         raise ValueError(f"unknown translation source {source!r}")
     n_all = len(rows)

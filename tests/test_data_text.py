@@ -129,7 +129,8 @@ def test_split_by_group_sizes():
 
 
 def test_hub_text_loader_on_local_openwebtext_layout(tmp_path):
-    docs = [f"Document number {i}.\nIt has two lines." for i in range(30)] + ["", "Document number 3.\nIt has two lines."]
+    docs = [f"Document number {i}.\nIt has two lines." for i in range(30)]
+    docs += ["", "Document number 3.\nIt has two lines."]  # an empty row and a duplicate
     f = tmp_path / "owt.jsonl"
     f.write_text("".join(json.dumps({"text": t}) + "\n" for t in docs))
     train, test, meta = D.build_text("hub", hub_id=str(f), n_train=20, n_test=5, seed=0)
@@ -227,3 +228,24 @@ def test_cli_hub_offline_exits_with_message(tmp_path):
     assert "Traceback" not in proc.stderr
     assert time.perf_counter() - t0 < 30
     assert not (tmp_path / "o" / "train.jsonl").exists()
+
+
+def test_script_datasets_fall_back_to_the_parquet_export(monkeypatch):
+    import datasets
+
+    for var in ("HF_DATASETS_OFFLINE", "HF_HUB_OFFLINE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(D, "_hub_offline_reason", lambda: (None, False))
+    calls = []
+
+    def fake_load(path, name=None, *, split, revision, streaming):
+        calls.append(revision)
+        if revision is None:
+            raise RuntimeError("Dataset scripts are no longer supported, but found openwebtext.py")
+        return datasets.Dataset.from_dict({"text": [f"doc {i}" for i in range(8)]})
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load)
+    train, test, meta = D.build_text("hub", hub_id="Skylion007/openwebtext", n_train=5, n_test=2)
+    assert calls == [None, "refs/convert/parquet"]
+    assert len(train) == 5 and len(test) == 2 and train[0]["source"] == "hub:Skylion007/openwebtext"
+    assert meta["inputs"][0]["revision"] == "refs/convert/parquet"
