@@ -621,8 +621,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     emp = None
     if args.empirical_steps > 0:
+        # BC warm-up and beta annealing keep their proportions (50 and 100 of 400 steps)
+        d = EmpiricalConfig()
         cfg = EmpiricalConfig(n=args.empirical_n, steps=args.empirical_steps, seed=args.seed,
-                              eps_train=args.eps_train, eta=args.eta, eval_rollouts=args.eval_rollouts)
+                              eps_train=args.eps_train, eta=args.eta, eval_rollouts=args.eval_rollouts,
+                              bc_warmup_steps=max(1, round(args.empirical_steps * d.bc_warmup_steps / d.steps)),
+                              beta_anneal_steps=max(1, round(args.empirical_steps * d.beta_anneal_steps / d.steps)))
         emp = run_empirical(cfg)
         for pr in emp.policies:
             pb = np.mean(pr.p_bkspc_offchain) if pr.p_bkspc_offchain else 0.0
