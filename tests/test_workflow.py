@@ -460,20 +460,39 @@ else:
 }
 
 
+# Bigger grids than smoke.yaml (two seeds, two etas, three divergences): the aggregation over
+# seeds and every column of the wide tables get exercised.
+PLUMBING_GRID = {
+    "experiments": {
+        "figure3": {"etas": [0.05, 0.2], "seeds": [0, 1]},
+        **{t: {"etas": [0.02, 0.2], "seeds": [0, 1]} for t in ("table5", "table6", "table7")},
+        "ablation_divergence": {"divergences": ["chi2_mix", "js", "kl"],
+                                "noise_types": ["ground_truth", "random"], "seeds": [0, 1]},
+    }
+}
+
+
 def test_smoke_dag_plumbing_with_stub_modules(tmp_path):
-    """Every rule, script and artifact of the smoke DAG, with instant stand-ins for seqmatch."""
+    """Every rule, script and artifact of the DAG, with instant stand-ins for seqmatch."""
     wd = copy_workflow(tmp_path / "wf", package=False)
     (wd / "seqmatch").mkdir()
     for name, src in STUBS.items():
         (wd / "seqmatch" / name).write_text(textwrap.dedent(src))
-    res = snakemake(["--cores", "2", "--configfile", SMOKE], wd, timeout=900)
+    (wd / "grid.yaml").write_text(yaml.safe_dump(PLUMBING_GRID))
+    cfg_args = ["--configfile", SMOKE, "grid.yaml"]
+    res = snakemake(["--cores", "2", *cfg_args], wd, timeout=900)
     assert res.returncode == 0, (res.stdout + res.stderr)[-6000:]
-    check_artifacts(wd / "results", merged_config(SMOKE))
-    rep = snakemake(["--report", "results/report.html", "--configfile", SMOKE], wd, timeout=600)
+    cfg = merged_config(SMOKE, PLUMBING_GRID)
+    check_artifacts(wd / "results", cfg)
+    for name in ("table5", "table6", "table7"):
+        t = pd.read_csv(wd / "results" / f"{name}.csv")
+        assert (t["n_seeds"] == 2).all() and _finite(t["eta_0.02_sd"]) and _finite(t["eta_0.2_sd"])
+    assert _finite(pd.read_csv(wd / "results" / "ablation_divergence.csv")["accuracy_sd"])
+    rep = snakemake(["--report", "results/report.html", *cfg_args], wd, timeout=600)
     assert rep.returncode == 0, (rep.stdout + rep.stderr)[-4000:]
     assert (wd / "results" / "report.html").stat().st_size > 10_000
     # nothing to do afterwards: outputs are complete and consistent with the config
-    again = snakemake(["-n", "--configfile", SMOKE], wd, timeout=300)
+    again = snakemake(["-n", *cfg_args], wd, timeout=300)
     assert "Nothing to be done" in again.stdout + again.stderr, (again.stdout + again.stderr)[-3000:]
 
 
