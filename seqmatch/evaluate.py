@@ -305,10 +305,11 @@ def sample(model, tok, prompts, args, *, max_new_tokens: int, seed: int):
 
     ids = ids_of(model, tok)
     gen = torch.Generator().manual_seed(int(seed))
-    return generate(
+    eff = effective_max_new_tokens(model, prompts, max_new_tokens)
+    out = generate(
         model,
         prompts,
-        max_new_tokens=max_new_tokens,
+        max_new_tokens=eff,
         eos_id=ids["eos_id"],
         bkspc_id=ids["bkspc_id"],
         bos_id=ids["bos_id"],
@@ -318,11 +319,31 @@ def sample(model, tok, prompts, args, *, max_new_tokens: int, seed: int):
         generator=gen,
         batch_size=args.batch_size,
     )
+    out.max_new_tokens = eff
+    return out
 
 
-def sampling_settings(args, max_new_tokens: int) -> dict:
+def effective_max_new_tokens(model, prompts, max_new_tokens: int) -> int:
+    """``max_new_tokens``, lowered (with a warning) so that the longest prompt plus the actions fit
+    the model's position ids (the sampler refuses longer runs)."""
+    limit = getattr(model, "max_positions", None)
+    if limit is None or not prompts:
+        return int(max_new_tokens)
+    room = int(limit) - 1 - max(len(p) for p in prompts)
+    if room < 1:
+        raise SystemExit(f"the longest prompt ({max(len(p) for p in prompts)} tokens) leaves no room in the "
+                         f"model's {limit} positions")
+    if room < max_new_tokens:
+        print(f"warning: max_new_tokens {max_new_tokens} -> {room} (the model has {limit} positions)",
+              file=sys.stderr)
+        return room
+    return int(max_new_tokens)
+
+
+def sampling_settings(args, max_new_tokens: int, effective: int | None = None) -> dict:
     return {"temperature": args.temperature, "top_p": args.top_p, "top_k": args.top_k,
-            "max_new_tokens": max_new_tokens, "seed": args.seed}
+            "max_new_tokens": max_new_tokens, "max_new_tokens_effective": effective if effective is not None
+            else max_new_tokens, "seed": args.seed}
 
 
 def _common(model_dir: str, test_file: str, rows: Sequence[dict]) -> dict:
@@ -375,7 +396,7 @@ def cmd_arithmetic(args) -> dict:
         "bkspc_per_sequence": rate["mean_per_sequence"],
         "finished_frac": float(np.mean(out.finished)) if out.finished else None,
         **_common(args.model_dir, args.test_file, rows),
-        "sampling": sampling_settings(args, args.max_new_tokens),
+        "sampling": sampling_settings(args, args.max_new_tokens, getattr(out, "max_new_tokens", None)),
         "generation_seconds": seconds,
     }
     write_json(args.out, result)
@@ -429,7 +450,8 @@ def cmd_text(args) -> dict:
         if args.decoding == "contrastive":
             from seqmatch.sampling import contrastive_search
 
-            out = contrastive_search(model, prompts, k=args.k, penalty_alpha=args.penalty_alpha, max_new_tokens=G,
+            out = contrastive_search(model, prompts, k=args.k, penalty_alpha=args.penalty_alpha,
+                                     max_new_tokens=effective_max_new_tokens(model, prompts, G),
                                      eos_id=ids["eos_id"], bos_id=ids["bos_id"], batch_size=args.batch_size)
         else:
             out = sample(model, tok, prompts, args, max_new_tokens=G, seed=args.seed * 1000 + d)
@@ -528,7 +550,7 @@ def cmd_translation(args) -> dict:
         "bkspc_rate": rate["action_rate"],
         "seq_bkspc_frac": rate["sequence_rate"],
         **_common(args.model_dir, args.test_file, rows),
-        "sampling": sampling_settings(args, args.max_new_tokens),
+        "sampling": sampling_settings(args, args.max_new_tokens, getattr(out, "max_new_tokens", None)),
         "examples": [
             {"prompt": r["prompt"], "reference": ref, "hypothesis": h,
              "actions": decode_actions(tok, a, bkspc_id=ids["bkspc_id"], eos_id=ids["eos_id"])}

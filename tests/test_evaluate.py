@@ -136,6 +136,17 @@ def test_json_is_standard_and_atomic(tmp_path):
     assert not [q for q in tmp_path.rglob(".tmp-*")]
 
 
+def test_effective_max_new_tokens():
+    class M:
+        max_positions = 20
+
+    assert ev.effective_max_new_tokens(M(), [[1] * 5, [1] * 9], 4) == 4
+    # position ids 0 (<bos>) .. 9 + k must stay below 20: k <= 10
+    assert ev.effective_max_new_tokens(M(), [[1] * 5, [1] * 9], 50) == 10
+    with pytest.raises(SystemExit):
+        ev.effective_max_new_tokens(M(), [[1] * 19], 5)
+
+
 def test_data_source(tmp_path):
     assert ev.data_source([{"source": "a"}, {"source": "b"}, {"source": "a"}], "x") == "a; b"
     (tmp_path / "meta.json").write_text(json.dumps({"source": "gen"}))
@@ -226,6 +237,11 @@ def test_arithmetic_and_translation_end_to_end(tiny):
     res = json.loads(out.read_text())
     assert res["n"] == 3 and 0 <= res["accuracy"] <= 1
     assert len(gen.read_text().splitlines()) == 3
+    # more actions than the model has positions: capped, not refused
+    ev.main(["arithmetic", "--model-dir", tiny["model"], "--test-file", tiny["arith"], "--out", str(out),
+             "--generations", str(gen), "--n", "1", "--max-new-tokens", "1000"])
+    s = json.loads(out.read_text())["sampling"]
+    assert s["max_new_tokens"] == 1000 and 0 < s["max_new_tokens_effective"] < 128
     tr = tiny["dir"] / "tr.json"
     ev.main(["translation", "--model-dir", tiny["model"], "--test-file", tiny["trans"], "--out", str(tr),
              "--max-new-tokens", "8"])
