@@ -5,7 +5,6 @@ on canned sampler outputs whose accuracy / <bkspc> rates are computed by hand)."
 import csv
 import importlib.util
 import json
-import math
 
 import numpy as np
 import pytest
