@@ -265,7 +265,7 @@ class Trainer:
         with torch.no_grad():
             out = generate(model, prompts, max_new_tokens=cfg.max_new_tokens, eos_id=self.eos,
                            bkspc_id=self.bkspc, bos_id=self.bos, temperature=cfg.temperature,
-                           top_p=cfg.top_p, generator=self.gen)
+                           top_p=cfg.top_p, generator=self.gen, suppress_ids=(self.bos, self.pad))
         model.train(was_training)
         items = [dict(actions=[int(a) for a in p + list(acts)], prompt_len=len(p), terminal=bool(fin))
                  for p, acts, fin in zip(prompts, out.actions, out.finished)]
@@ -340,7 +340,7 @@ class Trainer:
                     skipped = True  # every process skips together (no process waits in all-reduce)
                     break
                 self.accel.backward(out["loss"])
-            logs.append({k: float(v) for k, v in out.items()})
+            logs.append({k: float(v.detach()) for k, v in out.items()})
         if skipped:
             self.optimizer.zero_grad(set_to_none=True)
             self.nonfinite += 1

@@ -1,0 +1,180 @@
+"""The trainer on a learnable toy task: every method learns, SM's phases, resume, SIGTERM,
+non-finite losses."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from seqmatch.train import NonFiniteLossError, TrainConfig, Trainer
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = dict(arch="llama", n_layer=1, n_head=2, d_model=32, d_ff=64, max_position_embeddings=64)
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory):
+    """A word-level tokenizer and a copy task: 'a b c Solution:' -> ' a b c' (learnable fast)."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    d = tmp_path_factory.mktemp("toy")
+    words = ["<bos>", "<eos>", "<pad>", "<bkspc>", "Solution:"] + [str(i) for i in range(8)]
+    tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<pad>"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<bos>", eos_token="<eos>",
+                                   pad_token="<pad>", additional_special_tokens=["<bkspc>"])
+    fast.save_pretrained(d / "tok")
+    g = torch.Generator().manual_seed(0)
+    with open(d / "train.jsonl", "w") as f:
+        for _ in range(200):
+            xs = " ".join(str(int(v)) for v in torch.randint(0, 8, (3,), generator=g))
+            f.write(json.dumps({"prompt": f"{xs} Solution:", "completion": f" {xs}", "base": 8}) + "\n")
+    return d
+
+
+def config(toy, out, **kw):
+    base = dict(train_file=str(toy / "train.jsonl"), tokenizer=str(toy / "tok"), out_dir=str(out),
+                steps=40, batch_size=8, lr=3e-3, warmup_steps=2, checkpoint_every=0, max_len=16,
+                eta=0.1, noise="random", bc_warmup_steps=5, beta_anneal_steps=10, replay_capacity=16,
+                replay_reuse=2, gen_batch_size=8, model_rows=4, max_new_tokens=6, alpha=0.5, gamma=0.95,
+                mask_prompt=True)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def model_config(**kw):
+    from seqmatch.model import ModelConfig
+
+    return ModelConfig(**{**TINY, **kw})
+
+
+def read_log(out):
+    return [json.loads(l) for l in (Path(out) / "train_log.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.parametrize("method", ["mle", "bc", "ulk", "sm"])
+def test_each_method_learns(toy, tmp_path, method):
+    s = Trainer(config(toy, tmp_path, method=method, steps=80, lr=1e-2), model_config()).run()
+    log = read_log(tmp_path)
+    assert len(log) == 80 and s["steps"] == 80
+    first = sum(r["ce"] for r in log[:5]) / 5
+    last = sum(r["ce"] for r in log[-5:]) / 5
+    assert last < 0.6 * first, (method, first, last)
+    assert (tmp_path / "model").is_dir() and (tmp_path / "summary.json").is_file()
+
+
+def test_sm_phases_and_replay_interval(toy, tmp_path):
+    from seqmatch.replay import sampling_interval
+
+    cfg = config(toy, tmp_path, method="sm", steps=30, bc_warmup_steps=8, beta_anneal_steps=10, beta_final=0.2)
+    s = Trainer(cfg, model_config()).run()
+    log = read_log(tmp_path)
+    interval = sampling_interval(capacity=16, reuse=2, gen_batch_size=8, model_rows_per_step=4)
+    for r in log:
+        t = r["step"]
+        expect = 1.0 if t < 8 else max(0.2, 1.0 - 0.8 * (t - 8) / 10)
+        assert r["beta"] == pytest.approx(expect), t
+        assert ("sm_loss" in r) == (t >= 9)  # SM terms enter once beta < 1
+    sampled = [r["step"] for r in log if r["sample_time"] > 0]
+    # beta is still 1 at step 8 (the anneal starts there), so rollouts start at step 9
+    assert sampled == list(range(9, 30, interval)), (sampled, interval)
+    sizes = [r["buffer_size"] for r in log]
+    assert sizes[8] == 0 and sizes[9] == 8 and max(sizes) == 16
+    assert s["grad_steps_per_sample"] == interval and s["sampling_rounds"] == len(sampled)
+
+
+def test_nonfinite_loss_is_skipped_then_aborts(toy, tmp_path, monkeypatch):
+    real = Trainer.compute_loss
+
+    def poisoned(self, batch, beta):
+        out = real(self, batch, beta)
+        if self.step in (3, 4, 5):
+            out["loss"] = out["loss"] * float("nan")
+        return out
+
+    monkeypatch.setattr(Trainer, "compute_loss", poisoned)
+    before = None
+    tr = Trainer(config(toy, tmp_path / "a", method="mle", steps=8, max_nonfinite=5), model_config())
+    for _ in range(3):
+        tr.train_step()
+    before = {k: v.clone() for k, v in tr.trainable_state().items()}
+    rec = tr.train_step()
+    assert rec["skipped"] and tr.nonfinite == 1
+    after = tr.trainable_state()
+    assert all(torch.equal(before[k], after[k]) for k in before)  # no update from a NaN step
+    with pytest.raises(NonFiniteLossError, match="step 4"):
+        Trainer(config(toy, tmp_path / "b", method="mle", steps=8, max_nonfinite=1), model_config()).run()
+
+
+def _cli(toy, out, steps=30, every=4):
+    args = [sys.executable, "-m", "seqmatch.train", "--method", "sm", "--train-file", str(toy / "train.jsonl"),
+            "--tokenizer", str(toy / "tok"), "--out-dir", str(out), "--steps", str(steps), "--batch-size", "8",
+            "--lr", "3e-3", "--warmup-steps", "2", "--checkpoint-every", str(every), "--max-len", "16",
+            "--eta", "0.1", "--bc-warmup-steps", "5", "--beta-anneal-steps", "10", "--replay-capacity", "16",
+            "--replay-reuse", "2", "--gen-batch-size", "8", "--model-rows", "4", "--max-new-tokens", "6",
+            "--alpha", "0.5", "--gamma", "0.95", "--mask-prompt", "true"]
+    for k, v in TINY.items():
+        args += ["--" + k.replace("_", "-"), str(v)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    return args, env
+
+
+def _wait_for_checkpoint(out, min_step, proc, timeout=120):
+    t0 = time.time()
+    state = Path(out) / "checkpoint" / "state.json"
+    while time.time() - t0 < timeout:
+        if proc.poll() is not None:
+            pytest.fail(f"trainer exited early: {proc.returncode}")
+        try:
+            if json.loads(state.read_text())["step"] >= min_step:
+                return
+        except (FileNotFoundError, json.JSONDecodeError, KeyError):
+            pass
+        time.sleep(0.05)
+    pytest.fail("no checkpoint appeared")
+
+
+def test_sigkill_and_resume_is_bit_identical(toy, tmp_path):
+    from safetensors.torch import load_file
+
+    args, env = _cli(toy, tmp_path / "full")
+    subprocess.run(args, env=env, check=True, capture_output=True, cwd=REPO)
+    args, env = _cli(toy, tmp_path / "killed")
+    proc = subprocess.Popen(args, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _wait_for_checkpoint(tmp_path / "killed", 12, proc)  # past the BC warm-up: replay buffer in play
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (tmp_path / "killed" / "summary.json").exists()
+    subprocess.run(args, env=env, check=True, capture_output=True, cwd=REPO)
+    a = load_file(str(tmp_path / "full" / "checkpoint" / "trainable.safetensors"))
+    b = load_file(str(tmp_path / "killed" / "checkpoint" / "trainable.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    sa = json.loads((tmp_path / "full" / "summary.json").read_text())
+    sb = json.loads((tmp_path / "killed" / "summary.json").read_text())
+    assert sa["final_loss"] == sb["final_loss"] and sa["steps"] == sb["steps"] == 30
+    la, lb = read_log(tmp_path / "full"), read_log(tmp_path / "killed")
+    assert [r["step"] for r in lb] == list(range(30))
+    assert [r["loss"] for r in la] == [r["loss"] for r in lb]
+
+
+def test_sigterm_checkpoints_and_exits_nonzero(toy, tmp_path):
+    args, env = _cli(toy, tmp_path / "t", steps=400, every=0)
+    proc = subprocess.Popen(args, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    log = tmp_path / "t" / "train_log.jsonl"
+    t0 = time.time()
+    while (not log.exists() or len(log.read_text().splitlines()) < 3) and time.time() - t0 < 120:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    rc = proc.wait(timeout=120)
+    assert rc != 0
+    state = json.loads((tmp_path / "t" / "checkpoint" / "state.json").read_text())
+    assert 3 <= state["step"] < 400
+    assert (tmp_path / "t" / "checkpoint" / "trainable.safetensors").is_file()
+    assert not (tmp_path / "t" / "summary.json").exists()
