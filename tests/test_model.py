@@ -35,7 +35,8 @@ def tiny_tokenizer(with_bkspc: bool = False) -> PreTrainedTokenizerFast:
 
 
 def tiny_cfg(arch: str, **kw) -> ModelConfig:
-    return ModelConfig(arch=arch, n_layer=2, n_head=4, d_model=32, d_ff=64, max_position_embeddings=64, **kw)
+    return ModelConfig(**{"arch": arch, "n_layer": 2, "n_head": 4, "d_model": 32, "d_ff": 64,
+                          "max_position_embeddings": 64, **kw})
 
 
 def batch_for(model, action_lists, attn="sdpa"):
@@ -318,15 +319,21 @@ def test_bnb_config_is_qlora_nf4():
         build_model(tiny_cfg("llama", load_in_4bit=True, lora_r=4), tiny_tokenizer())
 
 
-def test_qlora_loads_and_trains_on_cpu(base_dirs, tmp_path):
+def test_qlora_loads_and_trains_on_cpu(tmp_path):
     """bitsandbytes 0.50 quantizes to NF4 on CPU: load, forward, backward, save, reload."""
     try:
         import bitsandbytes as bnb
     except Exception as e:  # pragma: no cover
         pytest.skip(f"bitsandbytes not importable: {e}")
-    torch.manual_seed(0)
+    # bitsandbytes' CPU path (avx512-bf16 machines, eval mode) repacks weights in blocks of 64
+    # input features, so this base is 64 wide (a 32-wide one fails inside bitsandbytes).
+    torch.manual_seed(1)
     tok = tiny_tokenizer()
-    cfg = tiny_cfg("llama", name_or_path=base_dirs["llama"], lora_r=4, load_in_4bit=True)
+    wide = dict(d_model=64, d_ff=128)
+    base = tmp_path / "base"
+    save_model(build_model(tiny_cfg("llama", **wide), tok), tok, base)
+    torch.manual_seed(0)
+    cfg = tiny_cfg("llama", name_or_path=str(base / "hf"), lora_r=4, load_in_4bit=True, **wide)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -340,14 +347,14 @@ def test_qlora_loads_and_trains_on_cpu(base_dirs, tmp_path):
     out.logits.logsumexp(-1).sum().backward()
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for n, p in m.named_parameters() if "lora_B" in n)
     # the 4-bit model agrees with the full-precision one up to quantisation error
-    full = build_model(tiny_cfg("llama", name_or_path=base_dirs["llama"]), tiny_tokenizer())
+    full = build_model(tiny_cfg("llama", name_or_path=str(base / "hf"), **wide), tiny_tokenizer())
     full.offset_head.load_state_dict(m.offset_head.state_dict())
     m.eval(), full.eval()
     with torch.no_grad():
         lq, lf = m(**b.model_inputs()).logits, full(**b.model_inputs()).logits
     assert (lq - lf).abs().max() < 0.5
-    save_model(m, tok, tmp_path)
-    m2, _ = load_model(tmp_path)
+    save_model(m, tok, tmp_path / "q")
+    m2, _ = load_model(tmp_path / "q")
     m2.eval()
     with torch.no_grad():
         assert torch.allclose(m2(**b.model_inputs()).logits, lq, atol=1e-5)
