@@ -445,8 +445,10 @@ class Trainer:
                     if self.accel.is_main_process and (rec["step"] % cfg.log_every == 0 or self.step == cfg.steps):
                         log.write(json.dumps(rec) + "\n")
                         log.flush()
+                    # refresh=False: the postfix rides on update's mininterval (job logs stay short)
+                    bar.set_postfix(loss=f"{rec.get('loss', float('nan')):.4g}", beta=f"{rec['beta']:.2f}",
+                                    refresh=False)
                     bar.update(1)
-                    bar.set_postfix(loss=f"{rec.get('loss', float('nan')):.4g}", beta=f"{rec['beta']:.2f}")
                     if self._stop:
                         self.save_checkpoint()
                         raise SystemExit(143)  # SLURM preemption: checkpoint saved, non-zero exit

@@ -181,11 +181,12 @@ def test_bad_config_stops_before_any_job(tmp_path, override, key, why):
 
 def test_semantic_check_names_the_key(tmp_path):
     wd = copy_workflow(tmp_path / "wf", package=False)
-    (wd / "bad.yaml").write_text(yaml.safe_dump({"train": {"bc_warmup_steps": 10_000}}))
+    # a task-level override (merged into config.yaml's tasks.mul.train by --configfile)
+    (wd / "bad.yaml").write_text(yaml.safe_dump({"tasks": {"mul": {"train": {"bc_warmup_steps": 10_000}}}}))
     res = snakemake(["-n", "--configfile", "bad.yaml"], wd, timeout=120)
     out = res.stdout + res.stderr
     assert res.returncode != 0
-    assert "bc_warmup_steps" in out and "must be < steps" in out, out
+    assert "tasks.mul.train.bc_warmup_steps" in out and "must be < steps" in out, out
 
 
 # ------------------------------------------------------------------------------------ dry runs
