@@ -133,10 +133,9 @@ def make_steps(args, model, device):
     def sm():
         def f():
             logits = model(**sm_batch.model_inputs()).logits
-            data = ~sm_batch.is_model
-            ce = losses.bc_loss(logits[data], sm_batch.labels[data])
+            # as seqmatch.train does it: the BC term shares the SM loss's logsumexp
             out = losses.sequence_match_loss_from_batch(logits, sm_batch, alpha=0.01, gamma=0.998, divergence="chi2_mix")
-            return 0.5 * ce + 0.5 * out["loss"]
+            return 0.5 * out["bc"] + 0.5 * out["loss"]
 
         run(f)
         return int(sm_batch.state_mask.sum())

@@ -114,6 +114,9 @@ def bound_logits(logits: torch.Tensor, bound: float | None = DEFAULT_LOGIT_BOUND
     if bound <= 0:
         raise ValueError(f"logit_bound must be positive (or None), got {bound}")
     h = 0.5 * float(bound)
+    # the usual case: every logit in the identity range; skip ~6 full-size [B, T, V] temporaries
+    if logits.detach().abs().amax() <= h:
+        return logits
     a = logits.abs()
     soft = torch.sign(logits) * (h + h * torch.tanh((a - h) / h))
     return torch.where(a <= h, logits, soft)
@@ -142,6 +145,7 @@ def sequence_match_loss(
     gamma: float,
     divergence: str = "chi2_mix",
     logit_bound: float | None = DEFAULT_LOGIT_BOUND,
+    mask_prompt: bool = False,
 ) -> dict[str, torch.Tensor]:
     """The SequenceMatch objective (eq. 4) on a batch holding data rows and model rows together.
 
@@ -170,7 +174,12 @@ def sequence_match_loss(
     augmentation: the noise is the environment's dynamics). The logits are first passed through
     ``bound_logits(·, logit_bound)`` (App. C.6), and both ℓ and V use the bounded values.
 
-    Returns a dict: ``loss`` = −J (differentiable; minimise it) and, detached for logging,
+    Returns a dict: ``loss`` = −J (differentiable; minimise it); ``bc`` (differentiable), the BC
+    cross-entropy V_i − ℓ(a_i|s_i) averaged over the labelled actions of the data rows (prompt
+    actions left out when ``mask_prompt``), which equals ``bc_loss`` on the data rows whenever the
+    bound is inactive (it shares this function's logsumexp instead of a second log-softmax over
+    [B, T, V]; when the bound is active it is the cross-entropy of the bounded logits); and,
+    detached for logging,
     ``total`` = J and its parts ``phi``, ``value_data``, ``value_model``, ``terminal``,
     ``regularizer`` (each already averaged over its rows, so they sum to ``total``), and ``mean_v``
     (mean V over all real states).
@@ -241,7 +250,9 @@ def sequence_match_loss(
         "regularizer": _row_mean(reg_row, model_rows),
     }
     J = sum(parts.values())
-    out = {"loss": -J, "total": J.detach()}
+    bc_mask = _prompt_mask(labels, prompt_len, mask_prompt) & state_mask & data_rows.unsqueeze(1)
+    bc = torch.where(bc_mask, V - ell, 0.0).sum() / bc_mask.sum().clamp(min=1)
+    out = {"loss": -J, "bc": bc, "total": J.detach()}
     out.update({k: v.detach() for k, v in parts.items()})
     out["mean_v"] = (torch.where(state_mask, V, 0.0).sum() / state_mask.sum().clamp(min=1)).detach()
     return out

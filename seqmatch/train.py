@@ -291,6 +291,16 @@ class Trainer:
         """Loss dict for one micro-batch (``loss`` is what is minimised)."""
         cfg, L = self.cfg, self.losses
         logits = self.model(**batch.model_inputs()).logits.float()
+        if cfg.method == "sm" and beta < 1.0:
+            # one logsumexp serves both terms (the BC cross-entropy comes with the SM dict)
+            sm = L.sequence_match_loss_from_batch(logits, batch, alpha=cfg.alpha, gamma=cfg.gamma,
+                                                  divergence=cfg.divergence,
+                                                  logit_bound=cfg.logit_bound or None,
+                                                  mask_prompt=cfg.mask_prompt)
+            ce = sm.pop("bc")
+            out = {"ce": ce, **{f"sm_{k}": v for k, v in sm.items()}}
+            out["loss"] = beta * ce + (1.0 - beta) * sm["loss"]
+            return out
         data = ~batch.is_model
         ce = L.bc_loss(logits[data], batch.labels[data], prompt_len=batch.prompt_len[data],
                        mask_prompt=cfg.mask_prompt)
@@ -298,12 +308,6 @@ class Trainer:
         if cfg.method == "ulk":
             ul = L.unlikelihood_loss(logits, batch.labels, batch.input_ids, state_mask=batch.state_mask)
             out.update(loss=ce + cfg.ul_weight * ul, unlikelihood=ul)
-        elif cfg.method == "sm" and beta < 1.0:
-            sm = L.sequence_match_loss_from_batch(logits, batch, alpha=cfg.alpha, gamma=cfg.gamma,
-                                                  divergence=cfg.divergence,
-                                                  logit_bound=cfg.logit_bound or None)
-            out.update({f"sm_{k}": v for k, v in sm.items()})
-            out["loss"] = beta * ce + (1.0 - beta) * sm["loss"]
         else:
             out["loss"] = ce
         return out

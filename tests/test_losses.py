@@ -424,6 +424,34 @@ def test_bc_loss_matches_brute_force(mask_prompt):
     assert bc_loss(logits, none).item() == 0.0
 
 
+@pytest.mark.parametrize("mask_prompt", [False, True])
+def test_sm_dict_bc_term_is_the_data_rows_cross_entropy(mask_prompt):
+    """The BC term that rides on the SM loss's logsumexp equals F.cross_entropy over the data
+    rows' labelled actions (value and gradient) while the logit bound is inactive."""
+    batch = toy_batch(pad_to=9)
+    logits = leaf_logits(batch, seed=11, scale=3.0)
+    out = sequence_match_loss_from_batch(logits, batch, alpha=0.1, gamma=0.9, mask_prompt=mask_prompt)
+    data = ~batch.is_model
+    target = batch.labels[data].clone()
+    if mask_prompt:
+        idx = torch.arange(target.shape[1])
+        target[idx < batch.prompt_len[data].unsqueeze(1)] = IGNORE_INDEX
+    ref = torch.nn.functional.cross_entropy(logits[data].flatten(0, 1), target.flatten(), ignore_index=IGNORE_INDEX)
+    assert out["bc"].item() == pytest.approx(ref.item(), rel=1e-12)
+    (g,) = torch.autograd.grad(out["bc"], logits)
+    (g_ref,) = torch.autograd.grad(ref, logits)
+    assert torch.allclose(g, g_ref, atol=1e-12)
+    # model rows and padding carry no BC gradient
+    assert g[batch.is_model].abs().max() == 0 and g[~batch.state_mask].abs().max() == 0
+
+
+def test_bound_is_exactly_the_identity_in_range():
+    x = (10 * torch.randn(4, 5, 7, dtype=torch.float64)).clamp(-24, 24).requires_grad_()
+    y = bound_logits(x, DEFAULT_LOGIT_BOUND)
+    (g,) = torch.autograd.grad((y * torch.arange(7.0, dtype=torch.float64)).sum(), x)
+    assert torch.equal(y, x) and torch.equal(g, torch.arange(7.0, dtype=torch.float64).expand_as(x))
+
+
 # --------------------------------------------------------------------------------------------
 # Unlikelihood
 # --------------------------------------------------------------------------------------------
