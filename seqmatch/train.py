@@ -368,6 +368,30 @@ class Trainer:
         return rec
 
     # ---- checkpoints (atomic: write to a temp dir, then rename over the old one)
+    # Fields that do not change what is trained (where it is written, how often it is logged).
+    _NOT_IDENTITY = ("out_dir", "checkpoint_every", "log_every", "max_nonfinite")
+
+    def identity(self) -> dict:
+        """What makes two runs the same run: every TrainConfig field that shapes the result, the
+        model config, and the training data's content. A checkpoint resumes only its own run."""
+        import hashlib
+
+        train = {k: v for k, v in dataclasses.asdict(self.cfg).items() if k not in self._NOT_IDENTITY}
+        data = Path(self.cfg.train_file)
+        digest = hashlib.sha256(data.read_bytes()).hexdigest() if data.is_file() else None
+        return {"train": train, "model": dataclasses.asdict(self.model_cfg), "train_file_sha256": digest}
+
+    def _stale_checkpoint(self, state: dict) -> list[str]:
+        """Keys whose values differ between a checkpoint's run and this one ([] if the same)."""
+        saved, now = state.get("identity"), self.identity()
+        if saved is None:
+            return ["identity (checkpoint written without one)"]
+        diff = [f"{part}.{k}: {saved[part].get(k)!r} -> {v!r}"
+                for part in ("train", "model") for k, v in now[part].items() if saved[part].get(k) != v]
+        if saved["train_file_sha256"] != now["train_file_sha256"]:
+            diff.append("the training data changed")
+        return diff
+
     def trainable_state(self) -> dict:
         model = self.accel.unwrap_model(self.model)
         return {n: p.detach().cpu().contiguous() for n, p in model.named_parameters() if p.requires_grad}
@@ -387,7 +411,8 @@ class Trainer:
         state = {"step": self.step, "nonfinite": self.nonfinite, "rng": self.rng.bit_generator.state,
                  "py_random": list(random.getstate()[1]), "py_random_gauss": random.getstate()[2],
                  "last_sample_step": self.last_sample_step, "grad_times": self.grad_times,
-                 "sample_times": self.sample_times, "buffer": self.buffer.state_dict()}
+                 "sample_times": self.sample_times, "buffer": self.buffer.state_dict(),
+                 "identity": self.identity()}
         (tmp / "state.json").write_text(json.dumps(state))
         old = self.out / "checkpoint.old"
         if final.exists():
@@ -404,6 +429,13 @@ class Trainer:
             (self.out / "checkpoint.old").rename(final)  # killed between the two renames
         if not (final / "state.json").exists():
             return False
+        state = json.loads((final / "state.json").read_text())
+        stale = self._stale_checkpoint(state)
+        if stale:  # a different run wrote it (e.g. the config changed): start this one afresh
+            print(f"{final}: checkpoint of a different run ({'; '.join(stale[:5])}); starting from step 0",
+                  file=sys.stderr)
+            shutil.rmtree(final)
+            return False
         model = self.accel.unwrap_model(self.model)
         missing = model.load_state_dict(load_file(str(final / "trainable.safetensors")), strict=False)
         if missing.unexpected_keys:
@@ -413,7 +445,6 @@ class Trainer:
         self.scheduler.load_state_dict(blob["scheduler"])
         torch.set_rng_state(blob["torch_rng"])
         self.gen.set_state(blob["gen_rng"])
-        state = json.loads((final / "state.json").read_text())
         self.step, self.nonfinite = state["step"], state["nonfinite"]
         self.rng.bit_generator.state = state["rng"]
         random.setstate((3, tuple(state["py_random"]), state["py_random_gauss"]))
@@ -436,8 +467,10 @@ class Trainer:
             kept = [l for l in log_path.read_text().splitlines() if json.loads(l)["step"] < self.step] \
                 if log_path.exists() else []
             log_path.write_text("".join(l + "\n" for l in kept))
-        elif log_path.exists():
-            log_path.unlink()
+        else:  # from step 0: nothing of an earlier run may pass for this one's
+            for stale in (log_path, self.out / "summary.json"):
+                if stale.exists():
+                    stale.unlink()
         prev = signal.signal(signal.SIGTERM, self._on_sigterm)
         self.model.train()
         rec: dict = {}
@@ -566,7 +599,7 @@ def main(argv=None) -> int:
     if (Path(cfg.out_dir) / "summary.json").exists() and (Path(cfg.out_dir) / "model").exists():
         state = json.loads((Path(cfg.out_dir) / "checkpoint" / "state.json").read_text()) \
             if (Path(cfg.out_dir) / "checkpoint" / "state.json").exists() else {}
-        if state.get("step") == cfg.steps:
+        if state.get("step") == cfg.steps and not trainer._stale_checkpoint(state):
             print(f"{cfg.out_dir}: already complete ({cfg.steps} steps)")
             return 0
     try:

@@ -178,3 +178,23 @@ def test_sigterm_checkpoints_and_exits_nonzero(toy, tmp_path):
     assert 3 <= state["step"] < 400
     assert (tmp_path / "t" / "checkpoint" / "trainable.safetensors").is_file()
     assert not (tmp_path / "t" / "summary.json").exists()
+
+
+def test_checkpoint_of_a_different_run_is_not_resumed(toy, tmp_path, capsys):
+    """A run directory reused with a changed config (Snakemake re-runs a job when its params
+    change) starts afresh: it ends equal to a clean run of the new config, not a resumed hybrid."""
+    from safetensors.torch import load_file
+
+    common = dict(method="mle", steps=12, checkpoint_every=4)
+    Trainer(config(toy, tmp_path / "reused", **common), model_config()).run()
+    Trainer(config(toy, tmp_path / "reused", **{**common, "lr": 1e-3}), model_config()).run()
+    err = capsys.readouterr().err
+    assert "checkpoint of a different run" in err and "train.lr: 0.003 -> 0.001" in err
+    Trainer(config(toy, tmp_path / "clean", **{**common, "lr": 1e-3}), model_config()).run()
+    a = load_file(str(tmp_path / "reused" / "checkpoint" / "trainable.safetensors"))
+    b = load_file(str(tmp_path / "clean" / "checkpoint" / "trainable.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert [r["step"] for r in read_log(tmp_path / "reused")] == list(range(12))
+    # a different model architecture too (the case that crashed a resumed load before)
+    Trainer(config(toy, tmp_path / "reused", **{**common, "lr": 1e-3}), model_config(d_ff=32)).run()
+    assert "model.d_ff: 64 -> 32" in capsys.readouterr().err
