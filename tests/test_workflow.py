@@ -262,6 +262,12 @@ def test_dry_run_full_dag(wf, profile):
     else:
         assert stats.get("bpe_tokenizer") == 5 and "pretrained_tokenizer" not in stats
         assert "HF_HUB_OFFLINE=1" in out
+    if profile == "smoke":
+        # per-task settings of config.yaml (steps, layers) must not leak into the smoke profile
+        for block in jobs_of(out, "train"):
+            steps = int(re.search(r"--steps (\d+)", block).group(1))
+            layers = int(re.search(r"--n-layer (\d+)", block).group(1))
+            assert steps <= 10 and layers == 1, block
 
 
 def test_table2_builds_only_text(wf):
