@@ -115,7 +115,9 @@ def bound_logits(logits: torch.Tensor, bound: float | None = DEFAULT_LOGIT_BOUND
         raise ValueError(f"logit_bound must be positive (or None), got {bound}")
     h = 0.5 * float(bound)
     # the usual case: every logit in the identity range; skip ~6 full-size [B, T, V] temporaries
-    if logits.detach().abs().amax() <= h:
+    # (aminmax reads the logits once and allocates nothing of their size, unlike abs().amax())
+    lo, hi = torch.aminmax(logits.detach())
+    if -h <= lo and hi <= h:
         return logits
     a = logits.abs()
     soft = torch.sign(logits) * (h + h * torch.tanh((a - h) / h))
@@ -199,8 +201,10 @@ def sequence_match_loss(
 
     if logits.dtype in (torch.float16, torch.bfloat16):
         logits = logits.float()  # logsumexp and the squares want more than 8 mantissa bits
-    # padding inputs must not matter even if their logits are garbage (masked_fill: zero gradient)
-    logits = logits.masked_fill(~state_mask.unsqueeze(-1), 0.0)
+    # padding inputs must not matter even if their logits are garbage (a query that attends to
+    # nothing gives NaN); masked_fill gives them zero gradient. Full rows need no [B, T, V] copy.
+    if not bool(state_mask.all()):
+        logits = logits.masked_fill(~state_mask.unsqueeze(-1), 0.0)
     logits = bound_logits(logits, logit_bound)
 
     V = torch.logsumexp(logits, dim=-1)  # [B, T]
