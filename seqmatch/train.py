@@ -56,7 +56,7 @@ class TrainConfig:
     seed: int = 0
     # optimisation
     steps: int = 1000  # optimizer steps
-    batch_size: int = 32  # data rows per optimizer step (paper: 32)
+    batch_size: int = 32  # data rows per optimizer step and process (paper: 32)
     grad_accum: int = 1  # micro-batches per optimizer step; batch_size must divide evenly
     lr: float = 3e-4  # peak learning rate
     weight_decay: float = 0.0
@@ -207,8 +207,12 @@ class Trainer:
                                                   total_steps=cfg.steps)
         # the scheduler stays unwrapped: one schedule step per optimizer step, whatever the process count
         self.model, self.optimizer = self.accel.prepare(self.model, self.optimizer)
-        self.rng = np.random.default_rng(cfg.seed)  # data order, noise, rollout prompts
-        self.gen = torch.Generator().manual_seed(cfg.seed + 1)  # sampling
+        # data order, noise, rollout prompts, sampling: one stream per process, or every GPU would
+        # train on (and sample) the same rows; process 0 keeps the single-process streams
+        rank = self.accel.process_index
+        self.rng = np.random.default_rng(cfg.seed if rank == 0 else [cfg.seed, rank])
+        self.gen = torch.Generator().manual_seed(
+            cfg.seed + 1 if rank == 0 else int(np.random.SeedSequence([cfg.seed, rank, 1]).generate_state(1)[0]))
         self.special = {self.bos, self.eos, self.bkspc, self.pad}
         self.vocab_noise = random_noise_ids(len(self.tokenizer), self.special)
         self.model_rows = cfg.model_rows or cfg.batch_size

@@ -198,3 +198,26 @@ def test_checkpoint_of_a_different_run_is_not_resumed(toy, tmp_path, capsys):
     # a different model architecture too (the case that crashed a resumed load before)
     Trainer(config(toy, tmp_path / "reused", **{**common, "lr": 1e-3}), model_config(d_ff=32)).run()
     assert "model.d_ff: 64 -> 32" in capsys.readouterr().err
+
+
+def test_each_process_draws_its_own_rows_and_rollouts(toy, tmp_path, monkeypatch):
+    """Under accelerate launch every process runs this code: a shared seed would make every GPU
+    train on the same rows. Process 0 keeps the single-process streams."""
+    import accelerate
+
+    def streams(rank):
+        monkeypatch.setattr(accelerate.Accelerator, "process_index", property(lambda self: rank))
+        tr = Trainer(config(toy, tmp_path / f"r{rank}", method="mle"), model_config())
+        return row_indices(tr), torch.randint(0, 10**6, (4,), generator=tr.gen).tolist()
+
+    def row_indices(tr):
+        where = {id(ex): i for i, ex in enumerate(tr.examples)}
+        return [where[id(ex)] for ex in tr.draw_examples(32)]
+
+    rows0, gen0 = streams(0)
+    rows1, gen1 = streams(1)
+    monkeypatch.undo()
+    single = Trainer(config(toy, tmp_path / "single", method="mle"), model_config())
+    assert row_indices(single) == rows0
+    assert torch.randint(0, 10**6, (4,), generator=single.gen).tolist() == gen0
+    assert rows1 != rows0 and gen1 != gen0
