@@ -74,6 +74,11 @@ class TrainConfig:
     divergence: str = "chi2_mix"  # chi2 | chi2_mix | kl | js
     logit_bound: float = 50.0  # |logit| bound for the SM objective (App. C.6); 0 disables
     bc_warmup_steps: int = 1000  # BC-only steps before SM (paper: text 1,000, arithmetic 10,000)
+    # sm: a BC run directory (same seed, noise, eta, data, model and schedule) to start from, at its
+    # bc_warmup/ snapshot: an SM run's first bc_warmup_steps are exactly that BC run's first steps
+    # (bit-identical on CPU), so they are not trained twice. BC runs write the snapshot at step
+    # bc_warmup_steps whenever 0 < bc_warmup_steps < steps. Empty: train the warm-up here.
+    warm_start: str = ""
     beta_final: float = 0.2  # final weight of L_BC in beta * L_BC + (1 - beta) * L_SM
     beta_anneal_steps: int = 2000  # beta goes 1 -> beta_final linearly over these steps
     # replay buffer and rollouts (App. E)
@@ -373,7 +378,11 @@ class Trainer:
 
     # ---- checkpoints (atomic: write to a temp dir, then rename over the old one)
     # Fields that do not change what is trained (where it is written, how often it is logged).
-    _NOT_IDENTITY = ("out_dir", "checkpoint_every", "log_every", "max_nonfinite")
+    _NOT_IDENTITY = ("out_dir", "checkpoint_every", "log_every", "max_nonfinite", "warm_start")
+    # What shapes the BC steps an SM run may take from a BC run (the rest are SM-only settings).
+    _WARM_START_KEYS = ("seed", "steps", "batch_size", "grad_accum", "lr", "weight_decay", "warmup_steps",
+                        "max_grad_norm", "mixed_precision", "max_len", "mask_prompt", "noise", "eta",
+                        "bc_warmup_steps", "tokenizer")
 
     def identity(self) -> dict:
         """What makes two runs the same run: every TrainConfig field that shapes the result, the
@@ -400,11 +409,13 @@ class Trainer:
         model = self.accel.unwrap_model(self.model)
         return {n: p.detach().cpu().contiguous() for n, p in model.named_parameters() if p.requires_grad}
 
-    def save_checkpoint(self):
+    def save_checkpoint(self, name: str = "checkpoint"):
         from safetensors.torch import save_file
 
-        tmp = self.out / "checkpoint.tmp"
-        final = self.out / "checkpoint"
+        if not self.accel.is_main_process:  # one writer per run directory (processes hold the same weights)
+            return
+        tmp = self.out / f"{name}.tmp"
+        final = self.out / name
         if tmp.exists():
             shutil.rmtree(tmp)
         tmp.mkdir()
@@ -418,7 +429,7 @@ class Trainer:
                  "sample_times": self.sample_times, "buffer": self.buffer.state_dict(),
                  "identity": self.identity()}
         (tmp / "state.json").write_text(json.dumps(state))
-        old = self.out / "checkpoint.old"
+        old = self.out / f"{name}.old"
         if final.exists():
             final.rename(old)
         tmp.rename(final)
@@ -426,8 +437,6 @@ class Trainer:
             shutil.rmtree(old)
 
     def load_checkpoint(self) -> bool:
-        from safetensors.torch import load_file
-
         final = self.out / "checkpoint"
         if not final.exists() and (self.out / "checkpoint.old").exists():
             (self.out / "checkpoint.old").rename(final)  # killed between the two renames
@@ -440,6 +449,13 @@ class Trainer:
                   file=sys.stderr)
             shutil.rmtree(final)
             return False
+        self._restore(final, state)
+        return True
+
+    def _restore(self, final: Path, state: dict):
+        """Everything a checkpoint holds: weights, optimizer, schedule, RNG streams, replay buffer."""
+        from safetensors.torch import load_file
+
         model = self.accel.unwrap_model(self.model)
         missing = model.load_state_dict(load_file(str(final / "trainable.safetensors")), strict=False)
         if missing.unexpected_keys:
@@ -447,15 +463,47 @@ class Trainer:
         blob = torch.load(final / "state.pt", weights_only=True)
         self.optimizer.load_state_dict(blob["optimizer"])
         self.scheduler.load_state_dict(blob["scheduler"])
-        torch.set_rng_state(blob["torch_rng"])
-        self.gen.set_state(blob["gen_rng"])
         self.step, self.nonfinite = state["step"], state["nonfinite"]
-        self.rng.bit_generator.state = state["rng"]
-        random.setstate((3, tuple(state["py_random"]), state["py_random_gauss"]))
+        rank = self.accel.process_index
+        if rank == 0:  # the checkpoint holds process 0's streams
+            torch.set_rng_state(blob["torch_rng"])
+            self.gen.set_state(blob["gen_rng"])
+            self.rng.bit_generator.state = state["rng"]
+            random.setstate((3, tuple(state["py_random"]), state["py_random_gauss"]))
+        else:  # fresh streams of this process (not a copy of process 0's)
+            self.rng = np.random.default_rng([self.cfg.seed, rank, self.step])
+            self.gen.manual_seed(int(np.random.SeedSequence([self.cfg.seed, rank, self.step, 1]).generate_state(1)[0]))
         self.last_sample_step = state["last_sample_step"]
         self.grad_times, self.sample_times = state["grad_times"], state["sample_times"]
         self.buffer.load_state_dict(state["buffer"])
-        return True
+
+    def warm_start(self, log_path: Path):
+        """Start an SM run from a BC run's bc_warmup/ snapshot (TrainConfig.warm_start): its state
+        and its log lines of the warm-up steps, after checking that run trained what this one would."""
+        src = Path(self.cfg.warm_start)
+        snap = src / "bc_warmup"
+        if not (snap / "state.json").is_file():
+            raise ValueError(f"warm_start={str(src)!r}: no BC warm-up snapshot {snap}/state.json (a BC run "
+                             f"with bc_warmup_steps={self.cfg.bc_warmup_steps} < steps writes it)")
+        state = json.loads((snap / "state.json").read_text())
+        saved, now = state["identity"], self.identity()
+        diff = [f"train.{k}: {saved['train'].get(k)!r} (BC run) vs {now['train'][k]!r}"
+                for k in self._WARM_START_KEYS if saved["train"].get(k) != now["train"][k]]
+        diff += [f"model.{k}: {saved['model'].get(k)!r} (BC run) vs {v!r}"
+                 for k, v in now["model"].items() if saved["model"].get(k) != v]
+        if saved["train"].get("method") != "bc":
+            diff.append(f"method: {saved['train'].get('method')!r}, expected 'bc'")
+        if saved["train_file_sha256"] != now["train_file_sha256"]:
+            diff.append("the training data differ")
+        if state["step"] != self.cfg.bc_warmup_steps:
+            diff.append(f"snapshot at step {state['step']}, expected bc_warmup_steps={self.cfg.bc_warmup_steps}")
+        if diff:
+            raise ValueError(f"warm_start={str(src)!r}: not this SM run's BC warm-up: {'; '.join(diff[:5])}")
+        self._restore(snap, state)
+        bc_log = src / "train_log.jsonl"
+        lines = [l for l in bc_log.read_text().splitlines() if json.loads(l)["step"] < self.step] \
+            if bc_log.is_file() else []
+        log_path.write_text("".join(l + "\n" for l in lines))
 
     # ---- the loop
     def _on_sigterm(self, signum, frame):
@@ -475,6 +523,8 @@ class Trainer:
             for stale in (log_path, self.out / "summary.json"):
                 if stale.exists():
                     stale.unlink()
+            if cfg.method == "sm" and cfg.warm_start:
+                self.warm_start(log_path)
         prev = signal.signal(signal.SIGTERM, self._on_sigterm)
         self.model.train()
         rec: dict = {}
@@ -495,6 +545,8 @@ class Trainer:
                         raise SystemExit(143)  # SLURM preemption: checkpoint saved, non-zero exit
                     if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0 and self.step < cfg.steps:
                         self.save_checkpoint()
+                    if cfg.method == "bc" and self.step == cfg.bc_warmup_steps < cfg.steps:
+                        self.save_checkpoint("bc_warmup")  # SM runs of this seed, noise and eta start here
         finally:
             signal.signal(signal.SIGTERM, prev)
         if not rec and log_path.exists():  # resumed at the last step: its record is in the log
@@ -506,19 +558,24 @@ class Trainer:
         from seqmatch.model import save_model
 
         self.save_checkpoint()  # a complete run is resumable as "already done"
-        model_dir = self.out / "model"
-        tmp = self.out / "model.tmp"
-        if tmp.exists():
-            shutil.rmtree(tmp)
-        save_model(self.accel.unwrap_model(self.model), self.tokenizer, tmp)
-        if model_dir.exists():
-            shutil.rmtree(model_dir)
-        tmp.rename(model_dir)
+        if self.accel.is_main_process:
+            model_dir = self.out / "model"
+            tmp = self.out / "model.tmp"
+            if tmp.exists():
+                shutil.rmtree(tmp)
+            save_model(self.accel.unwrap_model(self.model), self.tokenizer, tmp)
+            if model_dir.exists():
+                shutil.rmtree(model_dir)
+            tmp.rename(model_dir)
+        self.accel.wait_for_everyone()  # every process returns once model/ is complete
         return self.write_summary(last)
 
     def write_summary(self, last: dict) -> dict:
         cfg = self.cfg
-        g = self.grad_times[1:] or self.grad_times  # the first step pays one-off warm-up costs
+        # the first step pays one-off costs; an SM run's time is that of its SM steps (beta < 1, after
+        # the BC warm-up, whose steps cost what BC steps cost), as the paper's Tables 3 and 4 report
+        first = cfg.bc_warmup_steps + 2 if cfg.method == "sm" else 1
+        g = self.grad_times[first:] or self.grad_times[1:] or self.grad_times
         sm = cfg.method == "sm" and bool(self.sample_times)
         mean_g = statistics.fmean(g) if g else float("nan")
         mean_s = statistics.fmean(self.sample_times) if sm else None

@@ -221,3 +221,45 @@ def test_each_process_draws_its_own_rows_and_rollouts(toy, tmp_path, monkeypatch
     assert row_indices(single) == rows0
     assert torch.randint(0, 10**6, (4,), generator=single.gen).tolist() == gen0
     assert rows1 != rows0 and gen1 != gen0
+
+
+def test_sm_warm_started_from_the_bc_run_equals_sm_from_scratch(toy, tmp_path):
+    """The first bc_warmup_steps of an SM run are the BC run's steps: an SM run started from the
+    BC run's bc_warmup/ snapshot ends bit-identical to one that trains its own warm-up, log included."""
+    from safetensors.torch import load_file
+
+    common = dict(steps=24, bc_warmup_steps=10, beta_anneal_steps=6, checkpoint_every=0)
+    bc = Trainer(config(toy, tmp_path / "bc", method="bc", **common), model_config())
+    bc.run()
+    snap = json.loads((tmp_path / "bc" / "bc_warmup" / "state.json").read_text())
+    assert snap["step"] == 10
+    Trainer(config(toy, tmp_path / "scratch", method="sm", **common), model_config()).run()
+    warm = Trainer(config(toy, tmp_path / "warm", method="sm", warm_start=str(tmp_path / "bc"), **common),
+                   model_config())
+    warm.run()
+    a = load_file(str(tmp_path / "scratch" / "checkpoint" / "trainable.safetensors"))
+    b = load_file(str(tmp_path / "warm" / "checkpoint" / "trainable.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    la, lb = read_log(tmp_path / "scratch"), read_log(tmp_path / "warm")
+    assert [r["step"] for r in lb] == list(range(24))
+    assert [r["loss"] for r in la] == [r["loss"] for r in lb]
+    assert [r["buffer_size"] for r in la] == [r["buffer_size"] for r in lb]
+    # the SM steps' timing leaves out the warm-up (BC) steps
+    assert json.loads((tmp_path / "warm" / "summary.json").read_text())["grad_step_time_mean"] == \
+        pytest.approx(sum(warm.grad_times[12:]) / len(warm.grad_times[12:]))
+
+
+def test_warm_start_from_a_run_that_trained_something_else_is_refused(toy, tmp_path):
+    common = dict(steps=16, bc_warmup_steps=6, beta_anneal_steps=4, checkpoint_every=0)
+    Trainer(config(toy, tmp_path / "bc", method="bc", **common), model_config()).run()
+    sm = dict(method="sm", warm_start=str(tmp_path / "bc"), **common)
+    with pytest.raises(ValueError, match=r"train\.eta: 0\.1 \(BC run\) vs 0\.2"):
+        Trainer(config(toy, tmp_path / "a", **{**sm, "eta": 0.2}), model_config()).run()
+    with pytest.raises(ValueError, match=r"model\.d_ff: 64 \(BC run\) vs 32"):
+        Trainer(config(toy, tmp_path / "b", **sm), model_config(d_ff=32)).run()
+    with pytest.raises(ValueError, match="no BC warm-up snapshot"):
+        Trainer(config(toy, tmp_path / "c", **{**sm, "warm_start": str(tmp_path / "nowhere")}),
+                model_config()).run()
+    # an SM-only setting may differ: the warm-up does not depend on it
+    Trainer(config(toy, tmp_path / "d", **{**sm, "alpha": 0.1, "divergence": "js"}), model_config()).run()
+    assert not (tmp_path / "a" / "summary.json").exists()

@@ -262,6 +262,17 @@ def test_dry_run_full_dag(wf, profile):
     else:
         assert stats.get("bpe_tokenizer") == 5 and "pretrained_tokenizer" not in stats
         assert "HF_HUB_OFFLINE=1" in out
+    # every SM run starts from the BC run of its task, seed, noise and eta, which is in the DAG
+    trains = jobs_of(out, "train")
+    outputs = {re.search(r"output: (\S+)/summary.json", b).group(1) for b in trains}
+    for block in trains:
+        w = dict(re.findall(r"(\w+)=([\w.]+)", re.search(r"wildcards: (.*)", block).group(1)))
+        warm = re.search(r"--warm-start (\S+)", block)
+        if w["method"] != "sm":
+            assert warm is None, block
+            continue
+        bc = f"resources/runs/{w['task']}/bc-{w['noise']}-eta{w['eta']}-none/seed{w['seed']}"
+        assert warm and warm.group(1) == bc and bc in outputs, block
     if profile == "smoke":
         # per-task settings of config.yaml (steps, layers) must not leak into the smoke profile
         for block in jobs_of(out, "train"):
@@ -284,7 +295,9 @@ def test_single_targets(wf):
     stats, out = dry_run(wf, "results/table6.csv")
     assert set(re.findall(r"wildcards: task=(\w+)", out)) == {"mul"}
     stats, out = dry_run(wf, "results/table4.csv")
-    assert stats["train"] == 2 and "evaluate_arithmetic" not in stats  # timings only
+    # timings only: MLE and SM, and the BC run the SM run takes its warm-up from
+    assert stats["train"] == 3 and "evaluate_arithmetic" not in stats
+    assert set(re.findall(r"wildcards: task=add_or_sub_in_base, method=(\w+)", out)) == {"mle", "bc", "sm"}
 
 
 def test_multi_gpu_training_goes_through_accelerate(wf, tmp_path):

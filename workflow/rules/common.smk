@@ -207,7 +207,28 @@ def train_flags(wildcards):
     else:
         values.pop("divergence", None)
     values.update(task_model(w.task))
+    values["warm_start"] = warm_start_dir(w)
     return cli_flags(values)
+
+
+def warm_start_dir(wildcards):
+    """The BC run an SM run starts from: an SM run's first bc_warmup_steps are exactly the BC
+    run's of the same seed, noise and eta (seqmatch.train TrainConfig.warm_start). Only when that
+    BC run is in the experiment grid anyway (else training the warm-up here is cheaper than a
+    whole BC run) and 0 < bc_warmup_steps < steps; None: the SM run trains its own warm-up."""
+    w = wildcards
+    if w.method != "sm":
+        return None
+    t = task_train(w.task)
+    if not 0 < int(t["bc_warmup_steps"]) < int(t["steps"]):
+        return None
+    bc = run_dir(w.task, "bc", w.seed, w.noise, w.eta)
+    return bc if bc in grid_runs() else None
+
+
+def warm_start_input(wildcards):
+    bc = warm_start_dir(wildcards)
+    return [f"{bc}/summary.json"] if bc else []
 
 
 def train_launcher(wildcards):
@@ -361,6 +382,15 @@ def timing_runs(name):
     return [dict(procedure="MLE", dir=run_dir(task, "mle", exp["seed"])),
             dict(procedure="SequenceMatch",
                  dir=run_dir(task, "sm", exp["seed"], exp["noise"], exp["eta"]))]
+
+
+def grid_runs():
+    """Every training run directory the experiment grid names."""
+    dirs = [r["dir"] for r in figure3_runs() + ablation_runs()]
+    dirs += [r["dir"] for name in ("table5", "table6", "table7") for r in accuracy_table_runs(name)]
+    dirs += [r["dir"] for name in ("table3", "table4") for r in timing_runs(name)]
+    dirs += [text_run(m) for _, m, _ in TABLE2_ROWS]
+    return set(dirs)
 
 
 def table1_candidates():

@@ -1,13 +1,15 @@
 # Training: one rule for every (task, method, noise, eta, divergence, seed). SM runs start with
-# bc_warmup_steps of BC inside the same run (paper App. E). summary.json is written last by
-# seqmatch.train and marks a finished run; model/ and checkpoint/ sit beside it (a retried job
-# resumes from checkpoint/).
+# bc_warmup_steps of BC (paper App. E): taken from the BC run of the same seed, noise and eta
+# (its bc_warmup/ snapshot) when the grid has that run, else trained inside the SM run.
+# summary.json is written last by seqmatch.train and marks a finished run; model/ and checkpoint/
+# sit beside it (a retried job resumes from checkpoint/).
 
 
 rule train:
     input:
         train=lambda w: f"{data_dir(w.task)}/train.jsonl",
         tokenizer=lambda w: tokenizer_dir(w.task),
+        warm_start=warm_start_input,
     output:
         summary=f"{RUN}/summary.json",
     log:
