@@ -484,7 +484,8 @@ class Trainer:
         snap = src / "bc_warmup"
         if not (snap / "state.json").is_file():
             raise ValueError(f"warm_start={str(src)!r}: no BC warm-up snapshot {snap}/state.json (a BC run "
-                             f"with bc_warmup_steps={self.cfg.bc_warmup_steps} < steps writes it)")
+                             f"with bc_warmup_steps={self.cfg.bc_warmup_steps} < steps writes it; a BC run "
+                             "finished by an older seqmatch has none: delete that run directory to re-train it)")
         state = json.loads((snap / "state.json").read_text())
         saved, now = state["identity"], self.identity()
         diff = [f"train.{k}: {saved['train'].get(k)!r} (BC run) vs {now['train'][k]!r}"
@@ -540,13 +541,14 @@ class Trainer:
                     bar.set_postfix(loss=f"{rec.get('loss', float('nan')):.4g}", beta=f"{rec['beta']:.2f}",
                                     refresh=False)
                     bar.update(1)
+                    # before any checkpoint of this step: a run resumed past it has written it
+                    if cfg.method == "bc" and self.step == cfg.bc_warmup_steps < cfg.steps:
+                        self.save_checkpoint("bc_warmup")  # SM runs of this seed, noise and eta start here
                     if self._stop:
                         self.save_checkpoint()
                         raise SystemExit(143)  # SLURM preemption: checkpoint saved, non-zero exit
                     if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0 and self.step < cfg.steps:
                         self.save_checkpoint()
-                    if cfg.method == "bc" and self.step == cfg.bc_warmup_steps < cfg.steps:
-                        self.save_checkpoint("bc_warmup")  # SM runs of this seed, noise and eta start here
         finally:
             signal.signal(signal.SIGTERM, prev)
         if not rec and log_path.exists():  # resumed at the last step: its record is in the log

@@ -263,3 +263,21 @@ def test_warm_start_from_a_run_that_trained_something_else_is_refused(toy, tmp_p
     # an SM-only setting may differ: the warm-up does not depend on it
     Trainer(config(toy, tmp_path / "d", **{**sm, "alpha": 0.1, "divergence": "js"}), model_config()).run()
     assert not (tmp_path / "a" / "summary.json").exists()
+
+
+def test_bc_run_stopped_at_its_warmup_step_has_written_the_snapshot(toy, tmp_path, monkeypatch):
+    """SIGTERM (or a crash) right at step bc_warmup_steps: the run resumes past that step, so the
+    snapshot SM runs need must already be on disk."""
+    real = Trainer.train_step
+
+    def step_then_stop(self):
+        rec = real(self)
+        self._stop = self.step == 6
+        return rec
+
+    monkeypatch.setattr(Trainer, "train_step", step_then_stop)
+    cfg = config(toy, tmp_path, method="bc", steps=12, bc_warmup_steps=6, checkpoint_every=0)
+    with pytest.raises(SystemExit):
+        Trainer(cfg, model_config()).run()
+    assert json.loads((tmp_path / "bc_warmup" / "state.json").read_text())["step"] == 6
+    assert json.loads((tmp_path / "checkpoint" / "state.json").read_text())["step"] == 6

@@ -539,3 +539,17 @@ def test_smoke_profile_end_to_end(tmp_path):
     html = (wd / "results" / "report.html").read_text(errors="ignore")
     for name in ("figure1", "figure3", "table2", "scorecard"):
         assert name in html
+
+
+def test_data_source_names_the_stand_in_and_the_translation_length_filter(tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("tablelib", ROOT / "workflow" / "scripts" / "tablelib.py")
+    tablelib = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tablelib)
+    meta = tmp_path / "meta.json"
+    meta.write_text(json.dumps({"source": "gettext:x==1", "stand_in_for": "opus_books en-fr",
+                                "settings": {"max_tokens": 32}}))
+    assert tablelib.data_source(meta) == "gettext:x==1 (stand-in for opus_books en-fr), pairs under 32 tokens a side"
+    meta.write_text(json.dumps({"source": "generator", "settings": {"entropy": [1, 3]}}))
+    assert tablelib.data_source(meta) == "generator"

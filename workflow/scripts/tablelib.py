@@ -47,7 +47,11 @@ def data_source(meta_path) -> str:
     meta = read_json(meta_path)
     src = str(meta.get("source", "unknown"))
     stand_in = meta.get("stand_in_for")
-    return f"{src} (stand-in for {stand_in})" if stand_in else src
+    text = f"{src} (stand-in for {stand_in})" if stand_in else src
+    max_tokens = meta.get("settings", {}).get("max_tokens")
+    if max_tokens:  # translation: the length filter (paper: under 64 tokens a side)
+        text += f", pairs under {max_tokens} tokens a side"
+    return text
 
 
 def provenance_columns(provenance: dict, meta_path) -> dict:
