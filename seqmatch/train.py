@@ -290,10 +290,13 @@ class Trainer:
 
     # ---- one step
     def beta(self) -> float:
+        return self.beta_at(self.step)
+
+    def beta_at(self, step: int) -> float:
         cfg = self.cfg
         if cfg.method != "sm":
             return 1.0
-        return self.losses.beta_at(self.step, bc_warmup_steps=cfg.bc_warmup_steps,
+        return self.losses.beta_at(step, bc_warmup_steps=cfg.bc_warmup_steps,
                                    beta_anneal_steps=cfg.beta_anneal_steps, beta_final=cfg.beta_final)
 
     def compute_loss(self, batch, beta: float) -> dict:
@@ -392,7 +395,8 @@ class Trainer:
         train = {k: v for k, v in dataclasses.asdict(self.cfg).items() if k not in self._NOT_IDENTITY}
         data = Path(self.cfg.train_file)
         digest = hashlib.sha256(data.read_bytes()).hexdigest() if data.is_file() else None
-        return {"train": train, "model": dataclasses.asdict(self.model_cfg), "train_file_sha256": digest}
+        return {"train": train, "model": dataclasses.asdict(self.model_cfg), "train_file_sha256": digest,
+                "num_processes": self.accel.num_processes}
 
     def _stale_checkpoint(self, state: dict) -> list[str]:
         """Keys whose values differ between a checkpoint's run and this one ([] if the same)."""
@@ -403,6 +407,8 @@ class Trainer:
                 for part in ("train", "model") for k, v in now[part].items() if saved[part].get(k) != v]
         if saved["train_file_sha256"] != now["train_file_sha256"]:
             diff.append("the training data changed")
+        if saved.get("num_processes", 1) != now["num_processes"]:
+            diff.append(f"num_processes: {saved.get('num_processes', 1)} -> {now['num_processes']}")
         return diff
 
     def trainable_state(self) -> dict:
@@ -438,16 +444,21 @@ class Trainer:
 
     def load_checkpoint(self) -> bool:
         final = self.out / "checkpoint"
-        if not final.exists() and (self.out / "checkpoint.old").exists():
+        main = self.accel.is_main_process  # one process moves and deletes files; the others wait
+        if main and not final.exists() and (self.out / "checkpoint.old").exists():
             (self.out / "checkpoint.old").rename(final)  # killed between the two renames
+        self.accel.wait_for_everyone()
         if not (final / "state.json").exists():
             return False
         state = json.loads((final / "state.json").read_text())
         stale = self._stale_checkpoint(state)
         if stale:  # a different run wrote it (e.g. the config changed): start this one afresh
-            print(f"{final}: checkpoint of a different run ({'; '.join(stale[:5])}); starting from step 0",
-                  file=sys.stderr)
-            shutil.rmtree(final)
+            if main:
+                print(f"{final}: checkpoint of a different run ({'; '.join(stale[:5])}); starting from step 0",
+                      file=sys.stderr)
+            self.accel.wait_for_everyone()  # every process has read it before it goes
+            if main:
+                shutil.rmtree(final)
             return False
         self._restore(final, state)
         return True
@@ -482,10 +493,11 @@ class Trainer:
         and its log lines of the warm-up steps, after checking that run trained what this one would."""
         src = Path(self.cfg.warm_start)
         snap = src / "bc_warmup"
-        if not (snap / "state.json").is_file():
-            raise ValueError(f"warm_start={str(src)!r}: no BC warm-up snapshot {snap}/state.json (a BC run "
-                             f"with bc_warmup_steps={self.cfg.bc_warmup_steps} < steps writes it; a BC run "
-                             "finished by an older seqmatch has none: delete that run directory to re-train it)")
+        if not (snap / "state.json").is_file():  # e.g. a BC run finished by an older seqmatch
+            if self.accel.is_main_process:
+                print(f"warning: warm_start={str(src)!r}: no BC warm-up snapshot {snap}/state.json; "
+                      f"training the {self.cfg.bc_warmup_steps} warm-up steps here instead", file=sys.stderr)
+            return
         state = json.loads((snap / "state.json").read_text())
         saved, now = state["identity"], self.identity()
         diff = [f"train.{k}: {saved['train'].get(k)!r} (BC run) vs {now['train'][k]!r}"
@@ -496,6 +508,8 @@ class Trainer:
             diff.append(f"method: {saved['train'].get('method')!r}, expected 'bc'")
         if saved["train_file_sha256"] != now["train_file_sha256"]:
             diff.append("the training data differ")
+        if saved.get("num_processes", 1) != now["num_processes"]:
+            diff.append(f"num_processes: {saved.get('num_processes', 1)} (BC run) vs {now['num_processes']}")
         if state["step"] != self.cfg.bc_warmup_steps:
             diff.append(f"snapshot at step {state['step']}, expected bc_warmup_steps={self.cfg.bc_warmup_steps}")
         if diff:
@@ -504,28 +518,38 @@ class Trainer:
         bc_log = src / "train_log.jsonl"
         lines = [l for l in bc_log.read_text().splitlines() if json.loads(l)["step"] < self.step] \
             if bc_log.is_file() else []
-        log_path.write_text("".join(l + "\n" for l in lines))
+        if self.accel.is_main_process:
+            log_path.write_text("".join(l + "\n" for l in lines))
 
     # ---- the loop
     def _on_sigterm(self, signum, frame):
         self._stop = True
 
+    def _stop_now(self) -> bool:
+        """SIGTERM seen by any process: every process stops at the same step."""
+        if self.accel.num_processes == 1:
+            return self._stop
+        flag = torch.tensor([float(self._stop)], device=self.accel.device)
+        return bool(self.accel.reduce(flag, reduction="sum").item() > 0)
+
     def run(self) -> dict:
         from tqdm.auto import tqdm
 
         cfg = self.cfg
+        main = self.accel.is_main_process
         resumed = self.load_checkpoint()
         log_path = self.out / "train_log.jsonl"
-        if resumed:  # keep the log lines of the steps the checkpoint holds, drop the rest
+        if resumed and main:  # keep the log lines of the steps the checkpoint holds, drop the rest
             kept = [l for l in log_path.read_text().splitlines() if json.loads(l)["step"] < self.step] \
                 if log_path.exists() else []
             log_path.write_text("".join(l + "\n" for l in kept))
-        else:  # from step 0: nothing of an earlier run may pass for this one's
-            for stale in (log_path, self.out / "summary.json"):
-                if stale.exists():
-                    stale.unlink()
+        elif not resumed:  # from step 0: nothing of an earlier run may pass for this one's
+            if main:
+                for stale in (log_path, self.out / "summary.json"):
+                    stale.unlink(missing_ok=True)
             if cfg.method == "sm" and cfg.warm_start:
                 self.warm_start(log_path)
+        self.accel.wait_for_everyone()
         prev = signal.signal(signal.SIGTERM, self._on_sigterm)
         self.model.train()
         rec: dict = {}
@@ -544,8 +568,9 @@ class Trainer:
                     # before any checkpoint of this step: a run resumed past it has written it
                     if cfg.method == "bc" and self.step == cfg.bc_warmup_steps < cfg.steps:
                         self.save_checkpoint("bc_warmup")  # SM runs of this seed, noise and eta start here
-                    if self._stop:
+                    if self._stop_now():
                         self.save_checkpoint()
+                        self.accel.wait_for_everyone()  # no process exits while the checkpoint is written
                         raise SystemExit(143)  # SLURM preemption: checkpoint saved, non-zero exit
                     if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0 and self.step < cfg.steps:
                         self.save_checkpoint()
@@ -576,7 +601,9 @@ class Trainer:
         cfg = self.cfg
         # the first step pays one-off costs; an SM run's time is that of its SM steps (beta < 1, after
         # the BC warm-up, whose steps cost what BC steps cost), as the paper's Tables 3 and 4 report
-        first = cfg.bc_warmup_steps + 2 if cfg.method == "sm" else 1
+        first = 1
+        if cfg.method == "sm":
+            first = next((t + 1 for t in range(len(self.grad_times)) if self.beta_at(t) < 1.0), len(self.grad_times))
         g = self.grad_times[first:] or self.grad_times[1:] or self.grad_times
         sm = cfg.method == "sm" and bool(self.sample_times)
         mean_g = statistics.fmean(g) if g else float("nan")
@@ -670,6 +697,9 @@ def main(argv=None) -> int:
     except NonFiniteLossError as e:
         print(f"error: {e}", file=sys.stderr)
         return 3
+    except ValueError as e:  # e.g. a warm_start run that trained something else
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     print(json.dumps({k: summary[k] for k in ("method", "steps", "final_loss", "grad_step_time_mean",
                                                "amortized_time", "device")}))
     return 0

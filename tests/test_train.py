@@ -113,7 +113,7 @@ def test_nonfinite_loss_is_skipped_then_aborts(toy, tmp_path, monkeypatch):
         Trainer(config(toy, tmp_path / "b", method="mle", steps=8, max_nonfinite=1), model_config()).run()
 
 
-def _cli(toy, out, steps=30, every=4):
+def _cli(toy, out, steps=30, every=4, extra=()):
     args = [sys.executable, "-m", "seqmatch.train", "--method", "sm", "--train-file", str(toy / "train.jsonl"),
             "--tokenizer", str(toy / "tok"), "--out-dir", str(out), "--steps", str(steps), "--batch-size", "8",
             "--lr", "3e-3", "--warmup-steps", "2", "--checkpoint-every", str(every), "--max-len", "16",
@@ -122,6 +122,7 @@ def _cli(toy, out, steps=30, every=4):
             "--alpha", "0.5", "--gamma", "0.95", "--mask-prompt", "true"]
     for k, v in TINY.items():
         args += ["--" + k.replace("_", "-"), str(v)]
+    args += list(extra)  # later flags win
     env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
     return args, env
 
@@ -249,7 +250,7 @@ def test_sm_warm_started_from_the_bc_run_equals_sm_from_scratch(toy, tmp_path):
         pytest.approx(sum(warm.grad_times[12:]) / len(warm.grad_times[12:]))
 
 
-def test_warm_start_from_a_run_that_trained_something_else_is_refused(toy, tmp_path):
+def test_warm_start_from_a_run_that_trained_something_else_is_refused(toy, tmp_path, capsys):
     common = dict(steps=16, bc_warmup_steps=6, beta_anneal_steps=4, checkpoint_every=0)
     Trainer(config(toy, tmp_path / "bc", method="bc", **common), model_config()).run()
     sm = dict(method="sm", warm_start=str(tmp_path / "bc"), **common)
@@ -257,9 +258,10 @@ def test_warm_start_from_a_run_that_trained_something_else_is_refused(toy, tmp_p
         Trainer(config(toy, tmp_path / "a", **{**sm, "eta": 0.2}), model_config()).run()
     with pytest.raises(ValueError, match=r"model\.d_ff: 64 \(BC run\) vs 32"):
         Trainer(config(toy, tmp_path / "b", **sm), model_config(d_ff=32)).run()
-    with pytest.raises(ValueError, match="no BC warm-up snapshot"):
-        Trainer(config(toy, tmp_path / "c", **{**sm, "warm_start": str(tmp_path / "nowhere")}),
-                model_config()).run()
+    # no snapshot (a BC run of an older seqmatch): the SM run trains its own warm-up, and says so
+    Trainer(config(toy, tmp_path / "c", **{**sm, "warm_start": str(tmp_path / "nowhere")}), model_config()).run()
+    assert "no BC warm-up snapshot" in capsys.readouterr().err
+    assert [r["step"] for r in read_log(tmp_path / "c")] == list(range(16))
     # an SM-only setting may differ: the warm-up does not depend on it
     Trainer(config(toy, tmp_path / "d", **{**sm, "alpha": 0.1, "divergence": "js"}), model_config()).run()
     assert not (tmp_path / "a" / "summary.json").exists()
@@ -281,3 +283,16 @@ def test_bc_run_stopped_at_its_warmup_step_has_written_the_snapshot(toy, tmp_pat
         Trainer(cfg, model_config()).run()
     assert json.loads((tmp_path / "bc_warmup" / "state.json").read_text())["step"] == 6
     assert json.loads((tmp_path / "checkpoint" / "state.json").read_text())["step"] == 6
+
+
+def test_cli_refuses_a_mismatched_warm_start_with_exit_2(toy, tmp_path, capsys):
+    from seqmatch.train import main
+
+    args, _ = _cli(toy, tmp_path / "bc", steps=12, every=0)
+    assert main(args[3:] + ["--method", "bc"]) == 0
+    args, _ = _cli(toy, tmp_path / "sm", steps=12, every=0,
+                   extra=("--warm-start", str(tmp_path / "bc"), "--lr", "0.001"))
+    assert main(args[3:]) == 2
+    err = capsys.readouterr().err
+    assert "error: warm_start=" in err and "train.lr: 0.003 (BC run) vs 0.001" in err
+    assert not (tmp_path / "sm" / "summary.json").exists()
