@@ -214,10 +214,10 @@ class Trainer:
         self.model, self.optimizer = self.accel.prepare(self.model, self.optimizer)
         # data order, noise, rollout prompts, sampling: one stream per process, or every GPU would
         # train on (and sample) the same rows; process 0 keeps the single-process streams
-        rank = self.accel.process_index
-        self.rng = np.random.default_rng(cfg.seed if rank == 0 else [cfg.seed, rank])
-        self.gen = torch.Generator().manual_seed(
-            cfg.seed + 1 if rank == 0 else int(np.random.SeedSequence([cfg.seed, rank, 1]).generate_state(1)[0]))
+        self.rng = np.random.default_rng(cfg.seed)
+        self.gen = torch.Generator().manual_seed(cfg.seed + 1)
+        if self.accel.process_index > 0:
+            self._own_streams()
         self.special = {self.bos, self.eos, self.bkspc, self.pad}
         self.vocab_noise = random_noise_ids(len(self.tokenizer), self.special)
         self.model_rows = cfg.model_rows or cfg.batch_size
@@ -398,18 +398,25 @@ class Trainer:
         return {"train": train, "model": dataclasses.asdict(self.model_cfg), "train_file_sha256": digest,
                 "num_processes": self.accel.num_processes}
 
+    @staticmethod
+    def _identity_diff(saved: dict, now: dict, train_keys, vs: str) -> list[str]:
+        """'part.key: saved<vs>now' for every compared field that differs ([] if none)."""
+        diff = [f"train.{k}: {saved['train'].get(k)!r}{vs}{now['train'][k]!r}"
+                for k in train_keys if saved["train"].get(k) != now["train"][k]]
+        diff += [f"model.{k}: {saved['model'].get(k)!r}{vs}{v!r}"
+                 for k, v in now["model"].items() if saved["model"].get(k) != v]
+        if saved["train_file_sha256"] != now["train_file_sha256"]:
+            diff.append("the training data differ")
+        if saved.get("num_processes", 1) != now["num_processes"]:
+            diff.append(f"num_processes: {saved.get('num_processes', 1)}{vs}{now['num_processes']}")
+        return diff
+
     def _stale_checkpoint(self, state: dict) -> list[str]:
         """Keys whose values differ between a checkpoint's run and this one ([] if the same)."""
         saved, now = state.get("identity"), self.identity()
         if saved is None:
             return ["identity (checkpoint written without one)"]
-        diff = [f"{part}.{k}: {saved[part].get(k)!r} -> {v!r}"
-                for part in ("train", "model") for k, v in now[part].items() if saved[part].get(k) != v]
-        if saved["train_file_sha256"] != now["train_file_sha256"]:
-            diff.append("the training data changed")
-        if saved.get("num_processes", 1) != now["num_processes"]:
-            diff.append(f"num_processes: {saved.get('num_processes', 1)} -> {now['num_processes']}")
-        return diff
+        return self._identity_diff(saved, now, now["train"], " -> ")
 
     def trainable_state(self) -> dict:
         model = self.accel.unwrap_model(self.model)
@@ -463,6 +470,12 @@ class Trainer:
         self._restore(final, state)
         return True
 
+    def _own_streams(self, *salt: int):
+        """Data/noise and sampling streams of a process > 0, from (seed, rank, *salt)."""
+        key = [self.cfg.seed, self.accel.process_index, *salt]
+        self.rng = np.random.default_rng(key)
+        self.gen.manual_seed(int(np.random.SeedSequence(key + [1]).generate_state(1)[0]))
+
     def _restore(self, final: Path, state: dict):
         """Everything a checkpoint holds: weights, optimizer, schedule, RNG streams, replay buffer."""
         from safetensors.torch import load_file
@@ -475,15 +488,13 @@ class Trainer:
         self.optimizer.load_state_dict(blob["optimizer"])
         self.scheduler.load_state_dict(blob["scheduler"])
         self.step, self.nonfinite = state["step"], state["nonfinite"]
-        rank = self.accel.process_index
-        if rank == 0:  # the checkpoint holds process 0's streams
+        if self.accel.process_index == 0:  # the checkpoint holds process 0's streams
             torch.set_rng_state(blob["torch_rng"])
             self.gen.set_state(blob["gen_rng"])
             self.rng.bit_generator.state = state["rng"]
             random.setstate((3, tuple(state["py_random"]), state["py_random_gauss"]))
         else:  # fresh streams of this process (not a copy of process 0's)
-            self.rng = np.random.default_rng([self.cfg.seed, rank, self.step])
-            self.gen.manual_seed(int(np.random.SeedSequence([self.cfg.seed, rank, self.step, 1]).generate_state(1)[0]))
+            self._own_streams(self.step)
         self.last_sample_step = state["last_sample_step"]
         self.grad_times, self.sample_times = state["grad_times"], state["sample_times"]
         self.buffer.load_state_dict(state["buffer"])
@@ -499,26 +510,18 @@ class Trainer:
                       f"training the {self.cfg.bc_warmup_steps} warm-up steps here instead", file=sys.stderr)
             return
         state = json.loads((snap / "state.json").read_text())
-        saved, now = state["identity"], self.identity()
-        diff = [f"train.{k}: {saved['train'].get(k)!r} (BC run) vs {now['train'][k]!r}"
-                for k in self._WARM_START_KEYS if saved["train"].get(k) != now["train"][k]]
-        diff += [f"model.{k}: {saved['model'].get(k)!r} (BC run) vs {v!r}"
-                 for k, v in now["model"].items() if saved["model"].get(k) != v]
+        saved = state["identity"]
+        diff = self._identity_diff(saved, self.identity(), self._WARM_START_KEYS, " (BC run) vs ")
         if saved["train"].get("method") != "bc":
             diff.append(f"method: {saved['train'].get('method')!r}, expected 'bc'")
-        if saved["train_file_sha256"] != now["train_file_sha256"]:
-            diff.append("the training data differ")
-        if saved.get("num_processes", 1) != now["num_processes"]:
-            diff.append(f"num_processes: {saved.get('num_processes', 1)} (BC run) vs {now['num_processes']}")
         if state["step"] != self.cfg.bc_warmup_steps:
             diff.append(f"snapshot at step {state['step']}, expected bc_warmup_steps={self.cfg.bc_warmup_steps}")
         if diff:
             raise ValueError(f"warm_start={str(src)!r}: not this SM run's BC warm-up: {'; '.join(diff[:5])}")
         self._restore(snap, state)
         bc_log = src / "train_log.jsonl"
-        lines = [l for l in bc_log.read_text().splitlines() if json.loads(l)["step"] < self.step] \
-            if bc_log.is_file() else []
-        if self.accel.is_main_process:
+        if self.accel.is_main_process and bc_log.is_file():
+            lines = [l for l in bc_log.read_text().splitlines() if json.loads(l)["step"] < self.step]
             log_path.write_text("".join(l + "\n" for l in lines))
 
     # ---- the loop
