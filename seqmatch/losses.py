@@ -15,13 +15,16 @@ discount γ^i; the time index keeps increasing through backspaces), eq. 4 is
         − Σ_{i<M} γ^i/2 [V(u_i) − γ V(u_{i+1})]                          "value_model"
         + γ^N/(α(1−γ)) φ(α(1−γ) V(s_N)) − γ^N/2 V(s_N) − γ^M/2 V(u_M)    "terminal"
 
-with the terminal terms only for completed (or force-terminated, §4.2) sequences. Per batch, J is
-the mean over data rows of their per-row sums plus the mean over model rows of theirs; the loss
-to minimise is −J.
+with the data terminal terms only for completed (or force-terminated, §4.2) data sequences and
+−γ^M/2 V(u_M) for every model rollout, finished or not (for an unfinished one it is the exact sum
+of its unobserved value differences). Per batch, J is the mean over data rows of their per-row
+sums plus the mean over model rows of theirs; the loss to minimise is −J/n̄, with n̄ the mean
+number of actions per data row (BC's per-token scale; ``per_token=False`` gives −J). With
+``mask_prompt`` every sum starts at the state after the prompt, whose time index becomes 0.
 
 Two facts the tests pin down:
-* Model rows telescope (App. C.3): for a completed rollout the value differences and its terminal
-  term sum to −V(u_0)/2, so without a regularizer a model row has no gradient beyond u_0.
+* Model rows telescope (App. C.3): the value differences and the −γ^M/2 V(u_M) term sum to
+  −V(u_0)/2, so without a regularizer a model row has no gradient beyond u_0.
 * With φ(x) = −e^{−x} (KL) and α → 0, ∇J is the gradient of the γ-weighted MLE
   Σ_i γ^i log p(a_i|s_i) when the model rows start in the data rows' initial state (App. D.2).
 
@@ -148,6 +151,7 @@ def sequence_match_loss(
     divergence: str = "chi2_mix",
     logit_bound: float | None = DEFAULT_LOGIT_BOUND,
     mask_prompt: bool = False,
+    per_token: bool = True,
 ) -> dict[str, torch.Tensor]:
     """The SequenceMatch objective (eq. 4) on a batch holding data rows and model rows together.
 
@@ -157,34 +161,54 @@ def sequence_match_loss(
     ``is_model`` [B] bool (replay-buffer rollout rows), ``prompt_len`` [B] long. A row whose
     ``state_mask`` is all False is ignored entirely (not counted in the row means).
 
-    Per row, with d_i = γ^i and V_i = V(state i), x_i = α ℓ(a_i|s_i) − γ α V_{i+1}:
+    Each row's sums start at its first state S (S = 0; with ``mask_prompt``, S = ``prompt_len``,
+    the state after the prompt, which is then the episode's initial state: the prompt is given,
+    not acted). With d_i = γ^(i−S), V_i = V(state i) and x_i = α ℓ(a_i|s_i) − γ α V_{i+1}:
 
-    * data rows:  Σ_{i<N, label valid} d_i (1/α) φ(x_i)  −  Σ_{i<N} d_i/2 (V_i − γ V_{i+1})
+    * data rows:  Σ_{S<=i<N, label valid} d_i (1/α) φ(x_i)  −  Σ_{S<=i<N} d_i/2 (V_i − γ V_{i+1})
                   + [terminal] (d_N/(α(1−γ)) φ(α(1−γ) V_N) − d_N/2 V_N)
-    * model rows: −Σ_{i<M} d_i/2 (V_i − γ V_{i+1})  −  [terminal] d_M/2 V_M
-                  (over all states, the prompt included: the telescoping of App. C.3 needs it)
+    * model rows: −Σ_{S<=i<M} d_i/2 (V_i − γ V_{i+1})  −  d_M/2 V_M
       + for ``chi2_mix``: −Σ_{prompt_len<=i<M, label valid} d_i (1/α) (1/4) x_i².
+
+    A model row's −d_M/2 V_M is there whether or not the rollout reached ``<eos>`` (eq. 4 has it
+    for every model sequence): for an unfinished rollout it is exactly the unobserved rest of the
+    value differences, Σ_{i>=M} d_i/2 (V_i − γ V_{i+1}) = d_M/2 V_M. Without it a rollout cut at
+    ``max_new_tokens`` would add +d_M/2 V_M to J, and maximising J drives V at the cut upwards
+    without bound. So every model row telescopes to −V(u_S)/2 (App. C.3). A data row that did not
+    end (never the case for the trainer's rows, which end in ``<eos>`` or are force-terminated)
+    gets no terminal terms: its unobserved φ terms are unknown.
+
+    ``mask_prompt`` moves S for data and model rows alike: masking φ alone would leave the value
+    differences of the prompt states, and the prompt's actions (not the model's, App. E) would
+    still be trained through them.
 
     The ``chi2_mix`` regularizer (App. D.4, Al-Hafez et al. 2023): 2χ²(ρ_data ‖ (ρ_data+ρ_θ)/2)
     replaces the single r²/4 penalty of χ² on data by ψ(r) = βc E_data[r²] + (1−β)c E_θ[r²] with
     c = 0.5, β = 0.5, i.e. r²/4 on data (already inside φ(x) = x − x²/4) and r²/4 on model
     transitions. With r = x/α scaled like the φ term, (1/α)·(x²/4) per model transition, weighted
-    by d_i like every other term. The prompt is masked because its actions were not drawn from the
-    current policy (App. E).
+    by d_i like every other term. The prompt is always masked here because its actions were not
+    drawn from the current policy (App. E).
 
     The next state s_{i+1} of the action at i is input i+1, also when it is a noise state (§4.2
     augmentation: the noise is the environment's dynamics). The logits are first passed through
     ``bound_logits(·, logit_bound)`` (App. C.6), and both ℓ and V use the bounded values.
 
-    Returns a dict: ``loss`` = −J (differentiable; minimise it); ``bc`` (differentiable), the BC
-    cross-entropy V_i − ℓ(a_i|s_i) averaged over the labelled actions of the data rows (prompt
-    actions left out when ``mask_prompt``), which equals ``bc_loss`` on the data rows whenever the
-    bound is inactive (it shares this function's logsumexp instead of a second log-softmax over
-    [B, T, V]; when the bound is active it is the cross-entropy of the bounded logits); and,
-    detached for logging,
-    ``total`` = J and its parts ``phi``, ``value_data``, ``value_model``, ``terminal``,
-    ``regularizer`` (each already averaged over its rows, so they sum to ``total``), and ``mean_v``
-    (mean V over all real states).
+    Scale. J is per sequence: the mean over data rows of their sums plus the mean over model rows
+    of theirs. BC is a per-token mean, so in L = β L_BC + (1 − β) L_SM the SM term would outweigh
+    BC by the sequence length (~80x on arithmetic) and β would do little. With ``per_token`` (the
+    default) the loss is −J / n̄, n̄ = the mean number of actions per data row that the sums count
+    (the same actions BC averages over), a constant per batch: the same objective and optimum, on
+    BC's scale (App. D.2's KL limit becomes the per-token γ-weighted MLE, tested).
+
+    Returns a dict: ``loss`` = −J / n̄ (or −J without ``per_token``; differentiable, minimise it);
+    ``bc`` (differentiable), the BC cross-entropy V_i − ℓ(a_i|s_i) averaged over the labelled
+    actions of the data rows (prompt actions left out when ``mask_prompt``), which equals
+    ``bc_loss`` on the data rows whenever the bound is inactive (it shares this function's
+    logsumexp instead of a second log-softmax over [B, T, V]; when the bound is active it is the
+    cross-entropy of the bounded logits); and, detached for logging, ``total`` = J (per sequence)
+    and its parts ``phi``, ``value_data``, ``value_model``, ``terminal``, ``regularizer`` (each
+    already averaged over its rows, so they sum to ``total``), ``tokens_per_row`` = n̄ and
+    ``mean_v`` (mean V over all real states).
     """
     _check_divergence(divergence)
     if not alpha > 0:
@@ -211,16 +235,21 @@ def sequence_match_loss(
     has_label = labels != IGNORE_INDEX
     ell = logits.gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1)  # ℓ(a_i|s_i)
 
-    # discount d_i = γ^i; the γ^{i+1} of "γ V(s_{i+1})" in the value differences is d_{i+1}
-    # itself (not γ·d_i), so that for each state the two contributions cancel exactly
-    disc = gamma ** torch.arange(T + 1, device=device, dtype=V.dtype)
-    d, d_next = disc[:T], disc[1:]
+    idx = torch.arange(T, device=device)
+    N = last_index.clamp(min=0)
+    prompt_len = prompt_len.to(device)
+    start = torch.minimum(prompt_len, N) if mask_prompt else torch.zeros_like(N)  # S per row
+    # discount d_i = γ^(i−S); the γ^{i+1−S} of "γ V(s_{i+1})" in the value differences is
+    # d_{i+1} itself (not γ·d_i), so that for each state the two contributions cancel exactly
+    k = (idx.unsqueeze(0) - start.unsqueeze(1)).clamp(min=0)  # [B, T]
+    d = torch.pow(gamma, k.to(V.dtype))
+    d_next = torch.pow(gamma, (k + 1).to(V.dtype))
     V_next = torch.cat([V[:, 1:], V.new_zeros(B, 1)], dim=1)  # V(s_{i+1})
 
-    idx = torch.arange(T, device=device)
     rows = state_mask.any(dim=1)
     data_rows, model_rows = rows & ~is_model, rows & is_model
-    trans = (idx < last_index.unsqueeze(1)) & state_mask  # transition i -> i+1 inside the row
+    # transition i -> i+1 inside the row, from its first state S on
+    trans = (idx >= start.unsqueeze(1)) & (idx < N.unsqueeze(1)) & state_mask
     act = trans & has_label  # an action was taken in state i
 
     # penalized action-logit term, data rows only
@@ -230,14 +259,13 @@ def sequence_match_loss(
     # value differences, every row (reported separately for data and model rows)
     diff = torch.where(trans, -0.5 * (d * V - d_next * V_next), 0.0).sum(1)
 
-    # terminal terms at the final state N (or M)
-    N = last_index.clamp(min=0)
-    V_N, d_N = V.gather(1, N.unsqueeze(1)).squeeze(1), disc[N]
-    done = terminal & rows
-    term_row = torch.where(done, -0.5 * d_N * V_N, 0.0)
+    # final state N (or M): terminal terms for finished data rows, −d_M/2 V_M for every model row
+    V_N = V.gather(1, N.unsqueeze(1)).squeeze(1)
+    d_N = torch.pow(gamma, (N - start).to(V.dtype))
+    data_done = terminal & data_rows
     c = alpha * (1.0 - gamma)
-    term_phi = torch.where(done & data_rows, d_N / c * phi(c * V_N, divergence), 0.0)
-    term_row = term_row + term_phi
+    term_row = torch.where(data_done | model_rows, -0.5 * d_N * V_N, 0.0)
+    term_row = term_row + torch.where(data_done, d_N / c * phi(c * V_N, divergence), 0.0)
 
     # chi2_mix: on-policy r²/4 on model transitions after the prompt
     if divergence == "chi2_mix":
@@ -255,8 +283,12 @@ def sequence_match_loss(
     }
     J = sum(parts.values())
     bc_mask = _prompt_mask(labels, prompt_len, mask_prompt) & state_mask & data_rows.unsqueeze(1)
-    bc = torch.where(bc_mask, V - ell, 0.0).sum() / bc_mask.sum().clamp(min=1)
-    out = {"loss": -J, "bc": bc, "total": J.detach()}
+    n_actions = bc_mask.sum()
+    bc = torch.where(bc_mask, V - ell, 0.0).sum() / n_actions.clamp(min=1)
+    # n̄: the data rows' mean action count (a count: no gradient); 1 when there is nothing to count
+    tokens_per_row = (n_actions / data_rows.sum().clamp(min=1)).to(V.dtype).clamp(min=1.0)
+    loss = -J / tokens_per_row if per_token else -J
+    out = {"loss": loss, "bc": bc, "total": J.detach(), "tokens_per_row": tokens_per_row.detach()}
     out.update({k: v.detach() for k, v in parts.items()})
     out["mean_v"] = (torch.where(state_mask, V, 0.0).sum() / state_mask.sum().clamp(min=1)).detach()
     return out

@@ -6,7 +6,8 @@
 * ``mle``: cross-entropy on clean data. ``ulk``: MLE plus the unlikelihood token loss.
 * ``bc``: cross-entropy on noised data (noise token, then a ``<bkspc>`` label; §4.2).
 * ``sm``: BC alone for ``bc_warmup_steps``; then ``beta * L_BC + (1 - beta) * L_SM`` with beta
-  annealed linearly 1 -> ``beta_final`` over ``beta_anneal_steps``. Rollouts of the current policy
+  annealed linearly 1 -> ``beta_final`` over ``beta_anneal_steps``; both terms per token (L_SM is
+  −J over the data rows' mean action count, ``seqmatch.losses.sequence_match_loss``). Rollouts of the current policy
   enter a FIFO replay buffer every ``sampling_interval`` steps; each step's batch holds data rows
   and replay rows, transformed by the same Algorithm A and run in one forward pass.
 
@@ -65,7 +66,7 @@ class TrainConfig:
     mixed_precision: str = "no"  # accelerate: no | bf16 | fp16
     # data and noise (§4.2)
     max_len: int = 1024  # inputs per trajectory incl. <bos>; longer ones follow the over-length rule
-    mask_prompt: bool = False  # drop prompt actions from the BC/MLE loss (arithmetic: true)
+    mask_prompt: bool = False  # prompt actions out of BC/MLE; SM sums start after the prompt (arithmetic: true)
     noise: str = "random"  # none | random | ground_truth (digits 0..b-1 of the row's base)
     eta: float = 0.001  # probability of a noise token + <bkspc> per position (bc, sm)
     # SequenceMatch objective (eq. 4)

@@ -100,7 +100,9 @@ def test_eq4_by_hand(divergence):
     logits = torch.tensor([D, U], dtype=torch.float64)
     out = sequence_match_loss(logits, batch.labels, **kw(batch), alpha=a, gamma=g,
                               divergence=divergence, logit_bound=None)
-    assert out["loss"].item() == pytest.approx(-J, rel=1e-12, abs=1e-12)
+    # the loss is per token: −J over the data row's 3 actions (BC's scale)
+    assert out["loss"].item() == pytest.approx(-J / 3, rel=1e-12, abs=1e-12)
+    assert out["tokens_per_row"].item() == 3
     assert out["total"].item() == pytest.approx(J, rel=1e-12, abs=1e-12)
     assert out["phi"].item() == pytest.approx(phi_term, rel=1e-12)
     assert out["value_data"].item() == pytest.approx(value_data, rel=1e-12)
@@ -115,6 +117,9 @@ def test_eq4_by_hand(divergence):
     out2 = sequence_match_loss_from_batch(logits, batch, alpha=a, gamma=g, divergence=divergence,
                                           logit_bound=None)
     assert out2["loss"].item() == out["loss"].item()
+    per_seq = sequence_match_loss(logits, batch.labels, **kw(batch), alpha=a, gamma=g,
+                                  divergence=divergence, logit_bound=None, per_token=False)
+    assert per_seq["loss"].item() == pytest.approx(-J, rel=1e-12, abs=1e-12)
 
 
 # --------------------------------------------------------------------------------------------
@@ -148,7 +153,8 @@ def toy_logits(batch, W, P):
 
 
 def test_kl_small_alpha_is_discounted_mle():
-    """App. D.2: with φ = −e^{−x} and α → 0, ∇J = ∇ Σ_t γ^t log p(a_t|s_t) over the data rows."""
+    """App. D.2: with φ = −e^{−x} and α → 0, ∇J = ∇ Σ_t γ^t log p(a_t|s_t) over the data rows;
+    the loss, per token, is that sum over the number of data actions."""
     gamma = 0.9
     batch = toy_batch()
     W, P = toy_params()
@@ -163,7 +169,8 @@ def test_kl_small_alpha_is_discounted_mle():
         for t in range(int(batch.last_index[b])):
             a = int(batch.labels[b, t])
             mle = mle + gamma**t * torch.log_softmax(logits[b, t], -1)[a]
-    mle = mle / len(data_rows)
+    n_actions = sum(int(batch.last_index[b]) for b in data_rows)  # every data state is labelled
+    mle = mle / n_actions  # per token: mean over data rows / mean actions per data row
     g_mle = torch.autograd.grad(-mle, (W, P))
 
     for gs, gm in zip(g_sm, g_mle):
@@ -174,6 +181,114 @@ def test_kl_small_alpha_is_discounted_mle():
                               gamma=0.8, divergence="kl")
     g_other = torch.autograd.grad(out["loss"], (W, P))
     assert (g_other[0] - g_mle[0]).norm() / g_mle[0].norm() > 1e-2
+
+
+def t_phi(x, divergence):
+    """φ on a torch scalar, written out from App. D (JS with App. G.1's tangent below X0)."""
+    if divergence in ("chi2", "chi2_mix"):
+        return x - x * x / 4.0
+    if divergence == "kl":
+        return -torch.exp(-x)
+    if x.item() >= X0:
+        return torch.log(2.0 - torch.exp(-x))
+    return math.log(2.0 - math.exp(-X0)) + (x - X0) * math.exp(-X0) / (2.0 - math.exp(-X0))
+
+
+def eq4_brute_force(logits, batch, alpha, gamma, divergence, mask_prompt, per_token=True):
+    """−J of eq. 4 by explicit loops, one row and one state at a time.
+
+    Each row's episode starts at S (0, or the prompt end with mask_prompt) with discount
+    γ^(i−S); every model sequence has −γ^M/2 V(u_M), a data sequence its terminal terms when it
+    ended; chi2_mix adds −γ^i (1/α)(1/4) x² per model action after the prompt. J = mean over
+    data rows + mean over model rows; per token: divided by the mean action count of data rows.
+    """
+    data_sums, model_sums, n_actions = [], [], 0
+    for b in range(logits.shape[0]):
+        N, P = int(batch.last_index[b]), int(batch.prompt_len[b])
+        S = min(P, N) if mask_prompt else 0
+        V = [torch.logsumexp(logits[b, i], -1) for i in range(N + 1)]
+        total = 0.0
+        for i in range(S, N):
+            g_i = gamma ** (i - S)
+            total = total - g_i / 2 * (V[i] - gamma * V[i + 1])
+            a = int(batch.labels[b, i])
+            if a == IGNORE_INDEX:
+                continue
+            x = alpha * logits[b, i, a] - gamma * alpha * V[i + 1]
+            if not batch.is_model[b]:
+                total = total + g_i / alpha * t_phi(x, divergence)
+                n_actions += 1
+            elif divergence == "chi2_mix" and i >= P:
+                total = total - g_i / alpha * 0.25 * x * x
+        g_N = gamma ** (N - S)
+        if batch.is_model[b]:
+            model_sums.append(total - g_N / 2 * V[N])
+        else:
+            if batch.terminal[b]:
+                c = alpha * (1 - gamma)
+                total = total + g_N / c * t_phi(c * V[N], divergence) - g_N / 2 * V[N]
+            data_sums.append(total)
+    J = sum(data_sums) / len(data_sums) + sum(model_sums) / len(model_sums)
+    return -J / (n_actions / len(data_sums)) if per_token else -J
+
+
+@pytest.mark.parametrize("divergence", DIVERGENCES)
+@pytest.mark.parametrize("mask_prompt", [False, True])
+@pytest.mark.parametrize("finished", [True, False])
+def test_eq4_matches_brute_force(divergence, mask_prompt, finished):
+    """Values and gradients of the vectorised loss against eq. 4 looped state by state, with
+    prompts (data and model rows), noise states, and rollouts that did or did not reach <eos>."""
+    batch = toy_batch()
+    batch.terminal[2:] = finished
+    logits = leaf_logits(batch, seed=11, scale=1.5)
+    alpha, gamma = 0.4, 0.85
+    for per_token in (True, False):
+        got = sequence_match_loss(logits, batch.labels, **kw(batch), alpha=alpha, gamma=gamma,
+                                  divergence=divergence, logit_bound=None, mask_prompt=mask_prompt,
+                                  per_token=per_token)["loss"]
+        want = eq4_brute_force(logits, batch, alpha, gamma, divergence, mask_prompt, per_token)
+        assert got.item() == pytest.approx(want.item(), rel=1e-12, abs=1e-12)
+        (g_got,) = torch.autograd.grad(got, logits)
+        (g_want,) = torch.autograd.grad(want, logits)
+        assert torch.allclose(g_got, g_want, rtol=1e-10, atol=1e-13)
+
+
+@pytest.mark.parametrize("divergence", DIVERGENCES)
+def test_mask_prompt_trains_no_prompt_state(divergence):
+    """With mask_prompt the prompt is the episode's initial state: no term of eq. 4 reaches the
+    logits of the prompt states, in data rows or model rows; the states after it do learn."""
+    batch = toy_batch()
+    assert [int(p) for p in batch.prompt_len] == [1, 0, 2, 1]
+    logits = leaf_logits(batch, seed=2)
+    out = sequence_match_loss(logits, batch.labels, **kw(batch), alpha=0.3, gamma=0.9,
+                              divergence=divergence, mask_prompt=True)
+    (grad,) = torch.autograd.grad(out["loss"], logits)
+    for b in range(4):
+        P = int(batch.prompt_len[b])
+        assert torch.equal(grad[b, :P], torch.zeros_like(grad[b, :P])), b
+        assert grad[b, P].abs().sum() > 0, b
+    # without it the prompt states are trained (the data row's φ term at its prompt state)
+    out = sequence_match_loss(logits, batch.labels, **kw(batch), alpha=0.3, gamma=0.9,
+                              divergence=divergence)
+    (grad,) = torch.autograd.grad(out["loss"], logits)
+    assert grad[0, 0].abs().sum() > 0
+
+
+def test_sm_and_bc_on_one_scale():
+    """In β L_BC + (1 − β) L_SM both terms are per token: in the KL limit (α → 0, γ → 1) the SM
+    loss's gradient is BC's, on rows of different lengths, so β weighs like for like."""
+    batch = toy_batch()
+    W, P = toy_params(seed=4)
+    sm = sequence_match_loss(toy_logits(batch, W, P), batch.labels, **kw(batch), alpha=1e-5,
+                             gamma=1 - 1e-5, divergence="kl")
+    g_sm = torch.autograd.grad(sm["loss"], (W, P))
+    data = ~batch.is_model
+    bc = bc_loss(toy_logits(batch, W, P)[data], batch.labels[data])
+    g_bc = torch.autograd.grad(bc, (W, P))
+    for gs, gb in zip(g_sm, g_bc):
+        assert (gs - gb).norm() / gb.norm() < 1e-3
+    # n̄: 6 actions (noise and <bkspc> included) and 4 actions in the two data rows
+    assert sm["tokens_per_row"].item() == pytest.approx((6 + 4) / 2)
 
 
 # --------------------------------------------------------------------------------------------
@@ -197,18 +312,18 @@ def test_model_rows_have_no_gradient_beyond_initial_state(divergence, alpha):
     (grad,) = torch.autograd.grad(out["loss"], logits)
     for b in (2, 3):  # model rows: only u_0 carries gradient, and it is that of V(u_0)/2 / n_model
         assert torch.equal(grad[b, 1:], torch.zeros_like(grad[b, 1:]))
-        expected = 0.5 * torch.softmax(logits[b, 0].detach(), -1) / 2  # d(+V/2)/dlogits, 2 rows
+        n_bar = out["tokens_per_row"].item()  # the loss is −J / n̄
+        expected = 0.5 * torch.softmax(logits[b, 0].detach(), -1) / 2 / n_bar  # d(+V/2)/dlogits, 2 rows
         assert torch.allclose(grad[b, 0], expected, rtol=1e-12, atol=1e-15)
     assert grad[0, 1:].abs().sum() > 0  # data rows do learn
 
-    # a rollout that did not finish keeps +γ^M/2 V(u_M): gradient there, none in between
-    batch.terminal[2] = False
-    out = sequence_match_loss(logits, batch.labels, **kw(batch), alpha=alpha, gamma=0.95,
-                              divergence=divergence)
-    (grad,) = torch.autograd.grad(out["loss"], logits)
-    M = int(batch.last_index[2])
-    assert torch.equal(grad[2, 1:M], torch.zeros_like(grad[2, 1:M]))
-    assert grad[2, M].abs().sum() > 0
+    # a rollout cut before <eos> telescopes just the same (eq. 4's −γ^M/2 V(u_M) is there for
+    # every model sequence): no gradient at its last state, which would otherwise be pushed up
+    batch.terminal[2:] = False
+    out2 = sequence_match_loss(logits, batch.labels, **kw(batch), alpha=alpha, gamma=0.95,
+                               divergence=divergence)
+    (grad2,) = torch.autograd.grad(out2["loss"], logits)
+    assert torch.equal(grad2, grad)
 
 
 def test_chi2_mix_regularizer_gives_model_rows_their_gradient():
@@ -227,7 +342,7 @@ def test_chi2_mix_regularizer_gives_model_rows_their_gradient():
             reg = reg - gamma**i / alpha * 0.25 * x**2
     reg = reg / 2
     assert out["regularizer"].item() == pytest.approx(reg.item(), rel=1e-12)
-    (grad_reg,) = torch.autograd.grad(-reg, logits)
+    (grad_reg,) = torch.autograd.grad(-reg / out["tokens_per_row"], logits)
     # beyond u_0 the model rows' gradient is exactly the regularizer's
     assert torch.allclose(grad[2:, 1:], grad_reg[2:, 1:], rtol=1e-10, atol=1e-14)
     # prompt states (1..P-1) get nothing, states P..M do
