@@ -8,7 +8,8 @@ Subcommands (the Snakemake rules of ``workflow/rules/evaluate.smk`` call them)::
         [--decoding sample|contrastive --k 5 --penalty-alpha 0.6] --prompt-tokens P --new-tokens G \
         --n-samples N --draws 2 --featurizer minilm|gpt2-large|PATH --seed S [--heldout-ppl-rows N]
     python -m seqmatch.evaluate translation --model-dir DIR --test-file F --out OUT.json [--n N]
-    python -m seqmatch.evaluate mistakes --model-dir DIR --test-file F --out OUT.csv --n 4 --seed S
+    python -m seqmatch.evaluate mistakes --model-dir DIR --test-file F --out OUT.csv --n 4 --seed S \
+        [--summary OUT.json]
     python -m seqmatch.evaluate text-mistakes --model-dir DIR --test-file F --out OUT.csv --n 3 \
         --prompt-tokens P --new-tokens G
 
@@ -51,7 +52,11 @@ Per subcommand:
   reference ``row["fr"]``; sacrebleu corpus BLEU (``seqmatch.metrics.bleu``).
 * ``mistakes`` (Table 1): for the first n test questions, the prompt is ``"{question} Solution:"``
   followed by a *mistake*: the answer's leading non-digit characters (space, sign) and 1-4 random
-  digits of the question's base, never a prefix of the true answer (``mistake_text``).
+  digits of the question's base, never a prefix of the true answer (``mistake_text``). The seed
+  draws the mistakes (and seeds the sampler): one seed gives every model the same mistakes.
+  ``--summary``: the share of completions whose final state is correct (``recovery_summary``:
+  ``arithmetic_accuracy`` on the whole final state, as ``arithmetic``) and whose first action is
+  ``<bkspc>``.
 * ``text-mistakes`` (Table 8): the first n held-out texts with at least P tokens; the prompt is
   their first P tokens with the last one replaced by a uniformly random ordinary vocabulary token
   (special tokens and the original token excluded; ``replace_last_token``).
@@ -565,6 +570,35 @@ TABLE1_COLUMNS = ("ground_truth_qa", "prompt_with_mistake", "completion_actions"
 TABLE8_COLUMNS = ("prompt", "completion")
 
 
+def recovery_summary(final_texts: Sequence[str], answers: Sequence[str], actions: Sequence[Sequence[int]],
+                     bkspc_id: int) -> dict:
+    """Mistake recovery over mistake-prompted completions (Table 1, per run).
+
+    ``final_state_correct``: share whose final state (decoded, prompt included, backspaces applied)
+    holds the true answer, judged by ``seqmatch.metrics.arithmetic_accuracy`` exactly as test
+    accuracy is. ``first_action_bkspc``: share whose first generated action is ``<bkspc>`` (the
+    model deletes the mistake before writing anything). Shares are NaN for no completions.
+    """
+    from seqmatch.metrics import arithmetic_accuracy, bkspc_rate
+
+    if not len(final_texts) == len(answers) == len(actions):
+        raise ValueError(f"{len(final_texts)} final states, {len(answers)} answers, {len(actions)} action lists")
+    acc = arithmetic_accuracy(final_texts, answers)
+    n = acc["n"]
+    n_first = sum(1 for a in actions if len(a) and int(a[0]) == bkspc_id)
+    rate = bkspc_rate(actions, bkspc_id)
+    return {
+        "n": n,
+        "final_state_correct": acc["accuracy"],
+        "first_action_bkspc": n_first / n if n else float("nan"),
+        "n_final_state_correct": acc["n_correct"],
+        "n_first_action_bkspc": n_first,
+        "bkspc_rate": rate["action_rate"],
+        "seq_bkspc_frac": rate["sequence_rate"],
+        "correct": acc["correct"],
+    }
+
+
 def cmd_mistakes(args) -> list[dict]:
     rows = read_jsonl(args.test_file)[: args.n]
     model, tok = load(args.model_dir, args.device)
@@ -588,6 +622,14 @@ def cmd_mistakes(args) -> list[dict]:
             "final_state": tok.decode(continuation(st, q)).strip(),
         })
     write_csv(args.out, table, TABLE1_COLUMNS)
+    if args.summary:
+        # the same completions as the CSV; whole final states, judged as test accuracy judges them
+        res = recovery_summary([tok.decode(st) for st in out.states], [str(r["answer"]) for r in rows],
+                               out.actions, ids["bkspc_id"])
+        res.update({"mistakes": mistakes, "mistake_seed": args.seed,
+                    **_common(args.model_dir, args.test_file, rows),
+                    "sampling": sampling_settings(args, args.max_new_tokens, getattr(out, "max_new_tokens", None))})
+        write_json(args.summary, res)
     return table
 
 
@@ -664,6 +706,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("mistakes", help="Table 1: completions of prompts with a wrong solution start")
     _add_model(p, out_help="CSV")
     p.add_argument("--n", type=int, default=4, help="first N test questions (paper 4)")
+    p.add_argument("--summary", default=None,
+                   help="also write a JSON: shares of final_state_correct and first_action_bkspc")
     _add_sampling(p, 64)
 
     p = sub.add_parser("text-mistakes", help="Table 8: completions of prompts whose last token is random")

@@ -92,6 +92,37 @@ def test_replace_last_token():
         ev.replace_last_token([5, 6], [6], rng)
 
 
+def test_recovery_summary_on_hand_made_completions():
+    """Five mistake-prompted completions (prompt "... Solution: 5", "... Solution: 81", ...), char ids:
+    A deletes the mistake and writes the answer; B deletes it and writes a wrong one; C continues the
+    mistake; D writes a digit, then deletes back and is still wrong; E deletes and writes the answer
+    with spaces between its digits, then <eos>. By hand: correct A, E = 2/5; first action <bkspc>
+    A, B, E = 3/5; at least one <bkspc> A, B, D, E = 4/5; 2 + 3 + 0 + 3 + 2 = 10 <bkspc> among
+    5 + 6 + 1 + 7 + 11 = 30 actions."""
+    BK, EOS = 3, 2
+    c = lambda s: [ord(x) for x in s]  # noqa: E731
+    actions = [
+        [BK, BK] + c(" 42"),                  # A: " 5" deleted (2 tokens), " 42"
+        [BK, BK, BK] + c(" 17"),              # B: " 81" deleted, " 17" (answer 24)
+        c("3"),                               # C: " 5" + "3"
+        c("9") + [BK, BK, BK] + c(" 60"),     # D: " 59" deleted, " 60" (answer 6)
+        [BK, BK] + c(" 4 4 0 7") + [EOS],     # E: " 4 4 0 7" is 4407 once whitespace is removed
+    ]
+    finals = ["Q1 Solution: 42", "Q2 Solution: 17", "Q3 Solution: 53", "Q4 Solution: 60",
+              "Q5 Solution: 4 4 0 7"]
+    res = ev.recovery_summary(finals, ["42", "24", "-3", "6", "4407"], actions, BK)
+    assert res["n"] == 5
+    assert res["final_state_correct"] == pytest.approx(0.4) and res["n_final_state_correct"] == 2
+    assert res["first_action_bkspc"] == pytest.approx(0.6) and res["n_first_action_bkspc"] == 3
+    assert res["seq_bkspc_frac"] == pytest.approx(0.8)
+    assert res["bkspc_rate"] == pytest.approx(10 / 30)
+    assert res["correct"] == [True, False, False, False, True]
+    empty = ev.recovery_summary([], [], [], BK)
+    assert empty["n"] == 0 and np.isnan(empty["final_state_correct"]) and np.isnan(empty["first_action_bkspc"])
+    with pytest.raises(ValueError):
+        ev.recovery_summary(finals, ["42"], actions, BK)
+
+
 def test_ordinary_token_ids_excludes_specials():
     assert ev.ordinary_token_ids(CharTok(), vocab_size=8) == [4, 5, 6, 7]
 
@@ -272,6 +303,54 @@ def test_mistake_tables_end_to_end(tiny):
     with open(t8, newline="") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 2 and list(rows[0]) == ["prompt", "completion"]
+
+
+@needs_model
+def test_mistakes_summary_on_canned_samples(tiny, monkeypatch):
+    """--summary from known completions of the four mistake prompts: row 0 deletes the mistake and
+    writes 4407 (correct), row 1 continues the mistake (wrong), row 2 deletes it and writes 111
+    (wrong; the answer is 110), row 3 deletes it and writes 42 (correct). By hand: final state
+    correct 2/4, first action <bkspc> 3/4. The CSV holds the same completions."""
+    from seqmatch.actions import apply_backspaces
+    from seqmatch.model import load_model
+    from seqmatch.sampling import SampleOutput
+
+    _, tok = load_model(tiny["model"])
+    BK, EOS = tok.convert_tokens_to_ids("<bkspc>"), tok.eos_token_id
+    enc = lambda s: tok.encode(s, add_special_tokens=False)  # noqa: E731
+    questions = [enc(f"{q} Solution:") for q, _, _ in ARITH]
+    seen = {}
+
+    def fake_sample(model, tok_, prompts, args, *, max_new_tokens, seed):
+        canned = []
+        for i, (p, q) in enumerate(zip(prompts, questions)):
+            undo = [BK] * (len(p) - len(q))  # delete exactly the mistake's tokens
+            canned.append([undo + enc(" 4407") + [EOS], enc("0") + [EOS], undo + enc(" 111") + [EOS],
+                           undo + enc(" 42") + [EOS]][i])
+        seen["prompts"] = prompts
+        states = [apply_backspaces(p + a, BK)[:-1] for p, a in zip(prompts, canned)]
+        return SampleOutput(actions=canned, states=states, finished=[True] * 4, prompts=prompts)
+
+    monkeypatch.setattr(ev, "sample", fake_sample)
+    out, summary = tiny["dir"] / "m.csv", tiny["dir"] / "m.json"
+    ev.main(["mistakes", "--model-dir", tiny["model"], "--test-file", tiny["arith"], "--out", str(out),
+             "--n", "4", "--seed", "5", "--summary", str(summary)])
+    res = json.loads(summary.read_text())
+    assert res["n"] == 4
+    assert res["final_state_correct"] == 0.5 and res["n_final_state_correct"] == 2
+    assert res["first_action_bkspc"] == 0.75 and res["n_first_action_bkspc"] == 3
+    assert res["correct"] == [True, False, False, True]
+    assert res["mistake_seed"] == 5 and len(res["mistakes"]) == 4 and res["source"] == "unit-test-arith"
+    with open(out, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["final_state"] for r in rows] == ["4407", rows[1]["prompt_with_mistake"].split("Solution: ")[1] + "0",
+                                                 "111", "42"]
+    assert rows[0]["completion_actions"].startswith("<bkspc>") and not rows[1]["completion_actions"].startswith("<")
+    # the same seed draws the same mistakes, whatever the model (every run sees the same prompts)
+    first = seen["prompts"]
+    ev.main(["mistakes", "--model-dir", tiny["model"], "--test-file", tiny["arith"], "--out", str(out),
+             "--n", "4", "--seed", "5"])
+    assert seen["prompts"] == first
 
 
 @needs_model

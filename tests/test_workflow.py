@@ -35,8 +35,8 @@ SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
 ARTIFACTS = [
     "figure1.pdf", "figure1.png", "figure2.pdf", "figure2.png",
     "figure3.pdf", "figure3.png", "figure3.csv",
-    *[f"table{i}.csv" for i in range(1, 9)],
-    "ablation_divergence.csv", "scorecard.csv", "scorecard.md",
+    *[f"table{i}.csv" for i in range(1, 9)], "table1_recovery.csv",
+    "ablation_divergence.csv", "scorecard.csv", "scorecard.md", "summary.md",
 ]
 PROVENANCE = {"profile", "model", "data_source", "n_train", "n_test", "steps"}
 IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", ".snakemake")
@@ -193,7 +193,22 @@ def test_semantic_check_names_the_key(tmp_path):
 
 ARTIFACT_RULES = ["figure1", "figure2", "figure3", "figure3_csv", "table2", "table3", "table4", "table5",
                   "table6", "table7", "ablation_divergence", "scorecard", "best_sm_run", "mistakes_arithmetic",
-                  "mistakes_text"]
+                  "mistakes_text", "table1_recovery", "results_summary"]
+
+
+def figure3_run_dirs(cfg: dict) -> set[str]:
+    """Run directories of Figure 3 (independent of common.smk: MLE once per seed, BC/SM at eta 0
+    shared by both noise types, SM with the config's divergence)."""
+    ex, div = cfg["experiments"]["figure3"], cfg["train"]["divergence"]
+    dirs = set()
+    for seed in ex["seeds"]:
+        dirs.add(f"resources/runs/add_or_sub_in_base/mle-none-eta0-none/seed{seed}")
+        for noise in ex["noise_types"]:
+            for eta in ex["etas"]:
+                for m, d in (("bc", "none"), ("sm", div)):
+                    coords = f"{m}-none-eta0-{d}" if eta == 0 else f"{m}-{noise}-eta{eta:g}-{d}"
+                    dirs.add(f"resources/runs/add_or_sub_in_base/{coords}/seed{seed}")
+    return dirs
 
 
 def expected_runs(cfg: dict) -> int:
@@ -244,7 +259,17 @@ def test_dry_run_full_dag(wf, profile):
         assert stats[rule] == 1, rule
     assert stats["annotate_table"] == 2  # tables 1 and 8
     assert stats["evaluate_text"] == 5  # MLE, MLE + C.S., ULK, BC, SM
-    assert stats["train"] == expected_runs(merged_config(*overrides))
+    cfg = merged_config(*overrides)
+    assert stats["train"] == expected_runs(cfg)
+    # Table 1's recovery metric: every Figure 3 run, once, on the same n_recovery mistake prompts
+    recovery = jobs_of(out, "mistakes_recovery")
+    assert len(recovery) == stats["mistakes_recovery"]
+    assert {re.search(r"output: (\S+)/mistakes.json", b).group(1) for b in recovery} == figure3_run_dirs(cfg)
+    n_recovery = cfg["experiments"]["table1"]["n_recovery"]
+    for block in recovery + jobs_of(out, "mistakes_arithmetic"):
+        assert "--seed 0 " in block, block
+    for block in recovery:
+        assert f"--n {n_recovery} " in block and "--summary " in block, block
     if profile == "paper":
         assert stats.get("pretrained_tokenizer") == 1 and "bpe_tokenizer" not in stats
         trains = jobs_of(out, "train")
@@ -349,6 +374,26 @@ def check_artifacts(results: Path, cfg: dict) -> None:
     assert {"ground_truth_qa", "prompt_with_mistake", "completion_actions", "final_state"} <= set(t1.columns)
     assert len(t1) == ex["table1"]["n_examples"]
 
+    rec = pd.read_csv(results / "table1_recovery.csv")
+    f3x = ex["figure3"]
+    assert {"method", "noise_type", "eta", "final_state_correct_mean", "final_state_correct_sd",
+            "first_action_bkspc_mean", "first_action_bkspc_sd", "n_prompts", "n_seeds",
+            "accuracy_mean"} | PROVENANCE <= set(rec.columns)
+    n_etas = len([e for e in f3x["etas"] if e > 0])
+    assert list(rec["method"]) == ["MLE"] + ["BC"] * (n_etas * len(f3x["noise_types"]) + (0 in f3x["etas"])) \
+        + ["SM"] * (n_etas * len(f3x["noise_types"]) + (0 in f3x["etas"]))
+    assert (rec["n_seeds"] == len(f3x["seeds"])).all()
+    n_test = cfg["tasks"]["add_or_sub_in_base"]["data"]["n_test"]
+    assert (rec["n_prompts"] == min(ex["table1"]["n_recovery"], n_test)).all()
+    for col in ("final_state_correct_mean", "first_action_bkspc_mean", "accuracy_mean"):
+        assert _finite(rec[col]) and rec[col].between(0, 1).all(), col
+
+    summary = (results / "summary.md").read_text()
+    for title in ("**Figure 3**", "**Table 1, mistake recovery**", "**Table 2**", "**Tables 3 and 4**",
+                  "**Table 5**", "**Table 6**", "**Table 7**", "**App. G.1 ablation**"):
+        assert title in summary, title
+    assert f"Profile **{cfg['profile_name']}**" in summary
+
     t2 = pd.read_csv(results / "table2.csv")
     assert list(t2["method"]) == ["MLE", "MLE + C.S.", "MLE + ULK", "MLE + <bkspc>", "SequenceMatch"]
     for col in ("mauve", "ngram_entropy", "diversity"):
@@ -407,7 +452,7 @@ import argparse, json, os, random, sys
 def parse(argv=None):
     p = argparse.ArgumentParser()
     p.add_argument("cmd", nargs="?")
-    for o in ("out-dir", "out", "generations", "model-dir", "test-file", "train-file", "tokenizer",
+    for o in ("out-dir", "out", "generations", "summary", "model-dir", "test-file", "train-file", "tokenizer",
               "method", "out-pdf", "out-png", "out-json", "decoding", "task"):
         p.add_argument("--" + o)
     p.add_argument("--n", nargs="*")
@@ -474,6 +519,9 @@ else:
         w = csv.writer(f); w.writerow(cols)
         for i in range(n):
             w.writerow(["Q Solution: 1%d" % i, "Q Solution: 5", "<bkspc>1%d<eos>" % i, "1%d" % i][:len(cols)])
+    if a.summary:
+        write(a.summary, json.dumps({"n": n, "final_state_correct": random.random(),
+              "first_action_bkspc": random.random(), "mistake_seed": a.seed}))
 ''',
     "toychain.py": "from seqmatch._stub import *\nfigures(parse())\n",
     "figures.py": "from seqmatch._stub import *\nfigures(parse())\n",
@@ -553,3 +601,206 @@ def test_data_source_names_the_stand_in_and_the_translation_length_filter(tmp_pa
     assert tablelib.data_source(meta) == "gettext:x==1 (stand-in for opus_books en-fr), pairs under 32 tokens a side"
     meta.write_text(json.dumps({"source": "generator", "settings": {"entropy": [1, 3]}}))
     assert tablelib.data_source(meta) == "generator"
+
+
+# ------------------------------------------------------------------------------------ table scripts
+
+
+def load_script(name: str, monkeypatch):
+    """A workflow script as a module (its `from tablelib import ...` resolved like under Snakemake)."""
+    import importlib.util
+
+    monkeypatch.syspath_prepend(str(ROOT / "workflow" / "scripts"))
+    spec = importlib.util.spec_from_file_location(name, ROOT / "workflow" / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+PROV = {"profile": "unit", "model": "tiny llama", "data_source": "generator", "n_train": 50, "n_test": 20,
+        "steps": 7}
+
+
+def test_recovery_table_aggregates_over_seeds(tmp_path, monkeypatch):
+    """Fake per-run mistakes.json / eval.json; means and sample sds (ddof 1) computed by hand:
+    MLE seeds 0.10, 0.20 -> 0.15 ± 0.0707; BC 0.25, 0.75 -> 0.5 ± 0.3536, <bkspc> first 0.5, 0.7 ->
+    0.6 ± 0.1414; SM ground-truth one seed -> no sd; SM random 0.3, 0.5 -> 0.4 ± 0.1414."""
+    rt = load_script("recovery_table", monkeypatch)
+    fake = [  # method, noise, eta, seed, final_state_correct, first_action_bkspc, clean accuracy
+        ("sm", "random", 0.05, 0, 0.3, 0.8, 0.30), ("sm", "random", 0.05, 1, 0.5, 0.6, 0.20),
+        ("mle", "none", 0.0, 0, 0.10, 0.0, 0.30), ("mle", "none", 0.0, 1, 0.20, 0.0, 0.40),
+        ("bc", "ground_truth", 0.2, 0, 0.25, 0.5, 0.20), ("bc", "ground_truth", 0.2, 1, 0.75, 0.7, 0.40),
+        ("sm", "ground_truth", 0.2, 0, 0.6, 1.0, 0.25),
+    ]
+    runs = []
+    for i, (method, noise, eta, seed, fsc, bk, acc) in enumerate(fake):
+        d = tmp_path / f"run{i}"
+        d.mkdir()
+        (d / "mistakes.json").write_text(json.dumps({"n": 200, "final_state_correct": fsc, "first_action_bkspc": bk}))
+        (d / "eval.json").write_text(json.dumps({"accuracy": acc, "n": 200}))
+        runs.append(dict(method=method, noise_type=noise, eta=eta, seed=seed, dir=str(d)))
+    df = rt.recovery_table(runs, PROV)
+    # MLE first, then BC, then SM; noise types in the order the runs name them
+    assert [(r.method, r.noise_type, r.eta) for r in df.itertuples()] == [
+        ("MLE", "none", 0.0), ("BC", "ground_truth", 0.2), ("SM", "random", 0.05), ("SM", "ground_truth", 0.2)]
+    t = df.set_index(["method", "noise_type"])
+    approx = lambda x: pytest.approx(x, abs=1e-4)  # noqa: E731
+    assert t.loc[("MLE", "none"), "final_state_correct_mean"] == approx(0.15)
+    assert t.loc[("MLE", "none"), "final_state_correct_sd"] == approx(0.0707)
+    mle = t.loc[("MLE", "none")]
+    assert mle["first_action_bkspc_mean"] == 0 and mle["first_action_bkspc_sd"] == 0
+    assert t.loc[("MLE", "none"), "accuracy_mean"] == approx(0.35)
+    assert t.loc[("BC", "ground_truth"), "final_state_correct_mean"] == approx(0.5)
+    assert t.loc[("BC", "ground_truth"), "final_state_correct_sd"] == approx(0.3536)
+    assert t.loc[("BC", "ground_truth"), "first_action_bkspc_mean"] == approx(0.6)
+    assert t.loc[("BC", "ground_truth"), "first_action_bkspc_sd"] == approx(0.1414)
+    assert t.loc[("BC", "ground_truth"), "accuracy_sd"] == approx(0.1414)
+    assert t.loc[("SM", "random"), "final_state_correct_mean"] == approx(0.4)
+    assert t.loc[("SM", "random"), "first_action_bkspc_mean"] == approx(0.7)
+    sm_gt = t.loc[("SM", "ground_truth")]
+    assert sm_gt["final_state_correct_mean"] == approx(0.6) and math.isnan(sm_gt["final_state_correct_sd"])
+    assert sm_gt["n_seeds"] == 1 and list(df["n_seeds"]) == [2, 2, 2, 1]
+    assert (df["n_prompts"] == 200).all() and (df["profile"] == "unit").all() and (df["steps"] == 7).all()
+    # a summary without the metric: one error naming the file and the key
+    (tmp_path / "run0" / "mistakes.json").write_text(json.dumps({"n": 200, "first_action_bkspc": 0.1}))
+    with pytest.raises(ValueError, match=r"run0/mistakes.json: no 'final_state_correct'"):
+        rt.recovery_table(runs, PROV)
+
+
+def write_fake_results(d: Path) -> dict:
+    """Every CSV results_summary.py reads, with round numbers whose summaries are easy by hand."""
+    prov = {k: PROV[k] for k in ("profile", "model", "data_source", "n_train", "n_test", "steps")}
+    nan = float("nan")
+    tables = {
+        "figure3": [dict(noise_type=p, eta=e, method=m, seed=s, accuracy=a, **prov) for p, e, m, s, a in [
+            ("ground_truth", 0.0, "MLE", 0, 0.3), ("ground_truth", 0.0, "MLE", 1, 0.4),
+            ("ground_truth", 0.05, "BC", 0, 0.2), ("ground_truth", 0.05, "BC", 1, 0.5),
+            ("ground_truth", 0.05, "SM", 0, 0.1), ("ground_truth", 0.05, "SM", 1, 0.1),
+            ("random", 0.0, "MLE", 0, 0.3), ("random", 0.0, "MLE", 1, 0.4),
+            ("random", 0.05, "BC", 0, 0.6), ("random", 0.05, "BC", 1, 0.6),
+            ("random", 0.05, "SM", 0, 0.25), ("random", 0.05, "SM", 1, 0.45)]],
+        "table1_recovery": [
+            dict(method="MLE", noise_type="none", eta=0.0, final_state_correct_mean=0.0, final_state_correct_sd=0.0,
+                 first_action_bkspc_mean=0.0, first_action_bkspc_sd=0.0, n_prompts=200, n_seeds=2,
+                 accuracy_mean=0.35, accuracy_sd=0.0707, **prov),
+            dict(method="SM", noise_type="ground_truth", eta=0.05, final_state_correct_mean=0.125,
+                 final_state_correct_sd=0.0354, first_action_bkspc_mean=0.9, first_action_bkspc_sd=0.05,
+                 n_prompts=200, n_seeds=2, accuracy_mean=0.1, accuracy_sd=0.0, **prov)],
+        "table2": [dict(method=m, mauve_mean=mv, mauve_sd=ms, ngram_entropy_mean=4.5678, ngram_entropy_sd=0.011,
+                        diversity_mean=0.5, diversity_sd=0.02, perplexity_mean=p, perplexity_sd=nan, draws=2, **prov)
+                   for m, mv, ms, p in [("MLE", 0.135, 0.071, 110.94), ("MLE + C.S.", 0.062, 0.005, nan),
+                                        ("MLE + <bkspc>", 0.134, 0.033, 114.36)]],
+        "table3": [dict(procedure="MLE", grad_step_s=0.534, grad_step_sd=0.02, amortized_s=0.534, device="cpu", **prov),
+                   dict(procedure="SequenceMatch", grad_step_s=0.896, grad_step_sd=0.05, amortized_s=0.918,
+                        device="cpu", **prov)],
+        "table4": [dict(procedure="MLE", grad_step_s=0.077, grad_step_sd=0.001, amortized_s=0.077, device="cpu",
+                        **prov),
+                   dict(procedure="SequenceMatch", grad_step_s=0.122, grad_step_sd=0.004, amortized_s=0.126,
+                        device="cpu", **prov)],
+        "table5": [{"method": m, "metric": "bleu", "eta_0.02_mean": a, "eta_0.02_sd": nan, "eta_0.2_mean": b,
+                    "eta_0.2_sd": nan, "n_seeds": 1, **prov} for m, a, b in [("MLE", 4.69, 4.69), ("BC", 4.06, 4.654)]],
+        "table6": [{"method": m, "metric": "accuracy", "eta_0.02_mean": a, "eta_0.02_sd": 0.015, "n_seeds": 2, **prov}
+                   for m, a in [("MLE", 0.445), ("SM", 0.755)]],
+        "table7": [{"method": "SM", "metric": "accuracy", "eta_0.2_mean": 0.1, "eta_0.2_sd": nan, "n_seeds": 1,
+                    **prov}],
+        "ablation": [dict(divergence=dv, noise_type=n, eta=0.2, accuracy_mean=a, accuracy_sd=nan, n_seeds=1,
+                          nonfinite_skipped=0, **prov)
+                     for dv, n, a in [("chi2_mix", "ground_truth", 0.155), ("chi2_mix", "random", 0.165),
+                                      ("js", "ground_truth", 0.185)]],
+    }
+    paths = {}
+    for name, rows in tables.items():
+        paths[name] = d / f"{name}.csv"
+        pd.DataFrame(rows).to_csv(paths[name], index=False)
+    return paths
+
+
+def test_results_summary_markdown(tmp_path, monkeypatch):
+    rs = load_script("results_summary", monkeypatch)
+    paths = write_fake_results(tmp_path)
+    md = rs.summarize(paths)
+    lines = set(md.splitlines())
+    expected = [
+        "Profile **unit**; every number below is written from `results/` by "
+        "`workflow/scripts/results_summary.py` (± is the sample sd; no ± where there is one seed).",
+        # Figure 3: MLE 0.3, 0.4 -> 0.35 ± 0.0707; BC 0.2, 0.5 -> 0.35 ± 0.2121; SM 0.25, 0.45 -> 0.35 ± 0.1414
+        "| noise | η | MLE | BC | SM |",
+        "| ground_truth | 0.05 | 0.350 ± 0.071 | 0.350 ± 0.212 | 0.100 ± 0.000 |",
+        "| random | 0.05 | 0.350 ± 0.071 | 0.600 ± 0.000 | 0.350 ± 0.141 |",
+        "| MLE | none | 0 | 0.000 ± 0.000 | 0.000 ± 0.000 | 0.350 ± 0.071 |",
+        "| SM | ground_truth | 0.05 | 0.125 ± 0.035 | 0.900 ± 0.050 | 0.100 ± 0.000 |",
+        "| MLE | 0.135 ± 0.071 | 4.57 ± 0.01 | 0.500 ± 0.020 | 110.9 |",
+        "| MLE + C.S. | 0.062 ± 0.005 | 4.57 ± 0.01 | 0.500 ± 0.020 | n/a |",
+        "| MLE + `<bkspc>` | 0.134 ± 0.033 | 4.57 ± 0.01 | 0.500 ± 0.020 | 114.4 |",
+        # 0.896 / 0.534 = 1.678, 0.918 / 0.534 = 1.719; 0.122 / 0.077 = 1.584, 0.126 / 0.077 = 1.636
+        "| text (Table 3) | 0.534 ± 0.020 | 0.896 ± 0.050 | 1.68× | 0.918 | 1.72× |",
+        "| arithmetic (Table 4) | 0.077 ± 0.001 | 0.122 ± 0.004 | 1.58× | 0.126 | 1.64× |",
+        "| method | η 0.02 | η 0.2 |",
+        "| MLE | 4.69 | 4.69 |",
+        "| BC | 4.06 | 4.65 |",
+        "| MLE | 0.445 ± 0.015 |",
+        "| SM | 0.755 ± 0.015 |",
+        "| SM | 0.100 |",
+        "| divergence | ground_truth | random |",
+        "| chi2_mix | 0.155 | 0.165 |",
+        "| js | 0.185 | n/a |",
+    ]
+    for line in expected:
+        assert line in lines, f"{line!r} not in:\n{md}"
+    assert "the first 200 test questions" in md and "accuracy, mean ± sd over 2 seeds (tiny" in md
+    assert "**Table 5**: en→fr BLEU, one seed;" in md
+    assert "**Table 6**: multiplication accuracy, mean ± sd over 2 seeds;" in md
+    assert "(tiny llama, 7 steps, data generator)" in md
+    # a CSV without a column the summary needs: one error naming the file and the column
+    pd.read_csv(paths["table6"]).drop(columns=["eta_0.02_sd"]).to_csv(paths["table6"], index=False)
+    with pytest.raises(ValueError, match=r"table6.csv: no column 'eta_0.02_sd'"):
+        rs.summarize(paths)
+
+
+README_FAKE = """# project
+
+Prose before, with numbers 1.23 that are not ours to touch; it may quote `<!-- results:begin -->`.
+
+## Results
+
+How the profile was chosen.
+
+<!-- results:begin -->
+_placeholder_
+<!-- results:end -->
+
+Prose after.
+"""
+
+
+def test_readme_splice_is_idempotent_and_keeps_the_rest(tmp_path, monkeypatch):
+    rs = load_script("results_summary", monkeypatch)
+    readme, summary = tmp_path / "README.md", tmp_path / "summary.md"
+    readme.write_text(README_FAKE)
+    summary.write_text("| a | b |\n|---|---|\n| 1 | 2 |\n")
+    rs.main(["--readme", str(readme), str(summary)])
+    once = readme.read_text()
+    assert once == README_FAKE.replace("_placeholder_", "| a | b |\n|---|---|\n| 1 | 2 |")
+    rs.main(["--readme", str(readme), str(summary)])
+    assert readme.read_text() == once
+    # a new summary replaces the old one and nothing else
+    summary.write_text("new\n")
+    rs.main(["--readme", str(readme), str(summary)])
+    assert readme.read_text() == README_FAKE.replace("_placeholder_", "new")
+    # from the command line; a README without markers is left alone, with one error and exit != 0
+    readme.write_text("no markers here\n")
+    res = subprocess.run([sys.executable, str(ROOT / "workflow" / "scripts" / "results_summary.py"),
+                          "--readme", str(readme), str(summary)], capture_output=True, text=True)
+    assert res.returncode != 0 and "<!-- results:begin -->" in res.stderr and str(readme) in res.stderr, res
+    assert readme.read_text() == "no markers here\n"
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_readme_results_section_has_the_markers(tmp_path, monkeypatch):
+    rs = load_script("results_summary", monkeypatch)
+    text = (ROOT / "README.md").read_text()
+    new = rs.splice(text, "| x |\n|---|\n| 1 |\n", "README.md")
+    head, tail = text.split("\n" + rs.BEGIN + "\n")[0], text.split("\n" + rs.END + "\n")[1]
+    assert new == f"{head}\n{rs.BEGIN}\n| x |\n|---|\n| 1 |\n{rs.END}\n{tail}"
+    assert rs.splice(new, "| x |\n|---|\n| 1 |\n", "README.md") == new
+    assert "## Results of the default profile" in head and "What we chose for the default profile" in head

@@ -111,6 +111,7 @@ rule mistakes_arithmetic:
     params:
         env=job_env(),
         n_examples=EXP["table1"]["n_examples"],
+        seed=MISTAKE_SEED,
         max_new_tokens=config["tasks"]["add_or_sub_in_base"]["eval"]["max_new_tokens"],
     threads: threads("evaluate")
     resources:
@@ -120,7 +121,41 @@ rule mistakes_arithmetic:
     shell:
         "OMP_NUM_THREADS={threads} {params.env} python -m seqmatch.evaluate mistakes "
         "--model-dir $(cat {input.best})/model --test-file {input.test} --out {output.csv} "
-        "--n {params.n_examples} --max-new-tokens {params.max_new_tokens} > {log} 2>&1"
+        "--n {params.n_examples} --seed {params.seed} --max-new-tokens {params.max_new_tokens} > {log} 2>&1"
+
+
+# Table 1's recovery metric: every Figure 3 run completes the first n_recovery test questions with
+# the same wrong solution starts; the JSON has the shares with a correct final state and with
+# <bkspc> first (results/table1_recovery.csv), the CSV the completions.
+rule mistakes_recovery:
+    input:
+        summary=f"{RUN}/summary.json",
+        test="resources/data/{task}/test.jsonl",
+    output:
+        metrics=f"{RUN}/mistakes.json",
+        csv=f"{RUN}/mistakes.csv",
+    log:
+        f"{LOGS}/mistakes/{RUN_ID}.log",
+    benchmark:
+        f"{BENCH}/mistakes/{RUN_ID}.tsv"
+    wildcard_constraints:
+        task="add_or_sub_in_base",
+    params:
+        env=job_env(),
+        model_dir=lambda w, input: os.path.join(os.path.dirname(input.summary), "model"),
+        n=EXP["table1"]["n_recovery"],
+        seed=MISTAKE_SEED,
+        max_new_tokens=config["tasks"]["add_or_sub_in_base"]["eval"]["max_new_tokens"],
+    threads: threads("evaluate")
+    resources:
+        **res("evaluate"),
+    conda:
+        "../envs/seqmatch.yaml"
+    shell:
+        "OMP_NUM_THREADS={threads} {params.env} python -m seqmatch.evaluate mistakes "
+        "--model-dir {params.model_dir} --test-file {input.test} --out {output.csv} "
+        "--summary {output.metrics} --n {params.n} --seed {params.seed} "
+        "--max-new-tokens {params.max_new_tokens} > {log} 2>&1"
 
 
 # Table 8: the SM text model completes test prompts whose last token was replaced at random.

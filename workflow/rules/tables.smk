@@ -19,6 +19,25 @@ rule annotate_table:
         "../scripts/annotate_table.py"
 
 
+rule table1_recovery:
+    input:
+        mistakes=evals(table1_recovery_runs(), "mistakes.json"),
+        evals=evals(table1_recovery_runs()),
+        meta="resources/data/add_or_sub_in_base/meta.json",
+    output:
+        csv=report("results/table1_recovery.csv", caption="../report/table1_recovery.rst", category="Tables"),
+    log:
+        f"{LOGS}/tables/table1_recovery.log",
+    params:
+        runs=table1_recovery_runs(),
+        provenance=provenance("add_or_sub_in_base"),
+    localrule: True
+    conda:
+        "../envs/seqmatch.yaml"
+    script:
+        "../scripts/recovery_table.py"
+
+
 rule table2:
     input:
         evals=[r["eval"] for r in table2_runs()],
@@ -151,6 +170,30 @@ rule ablation_divergence:
         "../envs/seqmatch.yaml"
     script:
         "../scripts/ablation_table.py"
+
+
+# The README's results section: small markdown tables of the headline numbers of results/ (spliced
+# into README.md by `python workflow/scripts/results_summary.py --readme README.md results/summary.md`).
+rule results_summary:
+    input:
+        figure3="results/figure3.csv",
+        table1_recovery="results/table1_recovery.csv",
+        table2="results/table2.csv",
+        table3="results/table3.csv",
+        table4="results/table4.csv",
+        table5="results/table5.csv",
+        table6="results/table6.csv",
+        table7="results/table7.csv",
+        ablation="results/ablation_divergence.csv",
+    output:
+        md=report("results/summary.md", caption="../report/summary.rst", category="Summary"),
+    log:
+        f"{LOGS}/tables/summary.log",
+    localrule: True
+    conda:
+        "../envs/seqmatch.yaml"
+    script:
+        "../scripts/results_summary.py"
 
 
 rule scorecard:

@@ -76,6 +76,14 @@ def write_csv(df: pd.DataFrame, path) -> None:
     tmp.replace(path)
 
 
+def write_text(path, text: str) -> None:
+    """Write a text file atomically (as write_csv)."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
+
 def eta_label(eta: float) -> str:
     """Column label of a noise level: 0.02 -> 'eta_0.02'."""
     return "eta_" + np.format_float_positional(float(eta), trim="-")

@@ -1,0 +1,222 @@
+"""results/summary.md: the headline numbers of results/ as small markdown tables (Figure 3, Table 1's
+mistake recovery, Tables 2-7, the App. G.1 ablation), mean ± sd where there are seeds or draws. The
+README's results section is this file, spliced in between its marker comments by
+
+    python workflow/scripts/results_summary.py --readme README.md results/summary.md
+
+(run by the rule results_summary for the summary; by hand for the splice, after a fresh run)."""
+
+import argparse
+import math
+import re
+import sys
+
+import pandas as pd
+
+from tablelib import log_to, mean_sd, num, write_text
+
+BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
+# summary.md's inputs: the rule's input names
+INPUTS = ("figure3", "table1_recovery", "table2", "table3", "table4", "table5", "table6", "table7", "ablation")
+
+
+# ------------------------------------------------------------------------------ formatting
+
+
+def fmt(mean, sd=math.nan, digits=3) -> str:
+    """'0.365 ± 0.113'; the mean alone when there is no sd (one seed); 'n/a' for no number."""
+    mean, sd = num(mean), num(sd)
+    if not math.isfinite(mean):
+        return "n/a"
+    text = f"{mean:.{digits}f}"
+    return text + (f" ± {sd:.{digits}f}" if math.isfinite(sd) else "")
+
+
+def ratio(a, b) -> str:
+    a, b = num(a), num(b)
+    return f"{a / b:.2f}×" if math.isfinite(a) and math.isfinite(b) and b > 0 else "n/a"
+
+
+def table(header, rows) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return lines + [""]
+
+
+def spread(n) -> str:
+    return "one seed" if n == 1 else f"mean ± sd over {n} seeds"
+
+
+def scale(df) -> str:
+    """What produced a table, from its provenance columns."""
+    first = df.iloc[0]
+    return f"{first['model']}, {first['steps']} steps, data {first['data_source']}"
+
+
+def need(df, path, columns) -> pd.DataFrame:
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise ValueError(f"{path}: no column {', '.join(repr(c) for c in missing)}")
+    if df.empty:
+        raise ValueError(f"{path}: no rows")
+    return df
+
+
+def read(paths, name, columns) -> pd.DataFrame:
+    return need(pd.read_csv(paths[name], keep_default_na=False, na_values=[""]), paths[name],
+                [*columns, "model", "steps", "data_source"])
+
+
+# ------------------------------------------------------------------------------ sections
+
+
+def figure3(paths) -> list[str]:
+    df = read(paths, "figure3", ["noise_type", "eta", "method", "seed", "accuracy"])
+    out = [f"**Figure 3**: add/sub in base, test accuracy, {spread(df['seed'].nunique())} "
+           f"({scale(df)}). MLE is trained without noise: one value per panel.", ""]
+    rows = []
+    for panel in dict.fromkeys(df["noise_type"]):
+        sub = df[df["noise_type"] == panel]
+        mle = fmt(*mean_sd(sub.loc[sub["method"] == "MLE", "accuracy"])[:2])
+        for eta in sorted(sub.loc[sub["method"] != "MLE", "eta"].unique()):
+            cells = [fmt(*mean_sd(sub.loc[(sub["method"] == m) & (sub["eta"] == eta), "accuracy"])[:2])
+                     for m in ("BC", "SM")]
+            rows.append([panel, f"{eta:g}", mle, *cells])
+    return out + table(["noise", "η", "MLE", "BC", "SM"], rows)
+
+
+def table1_recovery(paths) -> list[str]:
+    cols = ["method", "noise_type", "eta", "final_state_correct_mean", "final_state_correct_sd",
+            "first_action_bkspc_mean", "first_action_bkspc_sd", "accuracy_mean", "accuracy_sd", "n_prompts",
+            "n_seeds"]
+    df = read(paths, "table1_recovery", cols)
+    out = [f"**Table 1, mistake recovery**: add/sub in base, the first {int(df['n_prompts'].min())} test "
+           "questions with a wrong start of the solution; shares of completions with a correct final state "
+           f"and with `<bkspc>` as the first action, beside the clean test accuracy; "
+           f"{spread(int(df['n_seeds'].max()))} ({scale(df)}).", ""]
+    rows = [[r.method, r.noise_type, f"{r.eta:g}", fmt(r.final_state_correct_mean, r.final_state_correct_sd),
+             fmt(r.first_action_bkspc_mean, r.first_action_bkspc_sd), fmt(r.accuracy_mean, r.accuracy_sd)]
+            for r in df.itertuples()]
+    return out + table(["method", "noise", "η", "final state correct", "first action `<bkspc>`",
+                        "clean accuracy"], rows)
+
+
+def table2(paths) -> list[str]:
+    df = read(paths, "table2", ["method", "mauve_mean", "mauve_sd", "ngram_entropy_mean", "ngram_entropy_sd",
+                                "diversity_mean", "diversity_sd", "perplexity_mean", "perplexity_sd", "draws"])
+    out = [f"**Table 2**: text, mean ± sd over {int(df['draws'].max())} draws of evaluation prompts; "
+           f"perplexity on held-out text ({scale(df)}).", ""]
+    rows = [[r.method.replace("<bkspc>", "`<bkspc>`"), fmt(r.mauve_mean, r.mauve_sd),
+             fmt(r.ngram_entropy_mean, r.ngram_entropy_sd, 2), fmt(r.diversity_mean, r.diversity_sd),
+             fmt(r.perplexity_mean, r.perplexity_sd, 1)] for r in df.itertuples()]
+    return out + table(["method", "MAUVE", "n-gram H", "diversity", "perplexity"], rows)
+
+
+def timing(paths) -> list[str]:
+    rows, devices = [], []
+    for name, task in (("table3", "text (Table 3)"), ("table4", "arithmetic (Table 4)")):
+        df = read(paths, name, ["procedure", "grad_step_s", "grad_step_sd", "amortized_s", "device"])
+        by = df.set_index("procedure")
+        for proc in ("MLE", "SequenceMatch"):
+            if proc not in by.index:
+                raise ValueError(f"{paths[name]}: no row '{proc}'")
+        mle, sm = by.loc["MLE"], by.loc["SequenceMatch"]
+        rows.append([task, fmt(mle["grad_step_s"], mle["grad_step_sd"]), fmt(sm["grad_step_s"], sm["grad_step_sd"]),
+                     ratio(sm["grad_step_s"], mle["grad_step_s"]), fmt(sm["amortized_s"]),
+                     ratio(sm["amortized_s"], mle["amortized_s"])])
+        devices += list(df["device"].astype(str))
+    out = ["**Tables 3 and 4**: training overhead, seconds per gradient step (mean ± sd over steps) and "
+           "SequenceMatch's amortized time per step with its sampling rounds, against MLE's step "
+           f"(device: {', '.join(dict.fromkeys(devices))}).", ""]
+    return out + table(["task", "MLE step (s)", "SM step (s)", "SM / MLE", "SM amortized (s)",
+                        "SM amortized / MLE"], rows)
+
+
+def accuracy_tables(paths) -> list[str]:
+    out = []
+    titles = {"table5": "**Table 5**: en→fr BLEU", "table6": "**Table 6**: multiplication accuracy",
+              "table7": "**Table 7**: prime-factor accuracy"}
+    for name, title in titles.items():
+        df = read(paths, name, ["method", "metric", "n_seeds"])
+        etas = [c[: -len("_mean")] for c in df.columns if c.startswith("eta_") and c.endswith("_mean")]
+        need(df, paths[name], [f"{e}_sd" for e in etas])
+        digits = 2 if df["metric"].iloc[0] == "bleu" else 3
+        out += [f"{title}, {spread(int(df['n_seeds'].min()))}; MLE has no noise, its value "
+                f"repeats under every η ({scale(df)}).", ""]
+        rows = [[r["method"], *[fmt(r[f"{e}_mean"], r[f"{e}_sd"], digits) for e in etas]] for _, r in df.iterrows()]
+        out += table(["method", *[f"η {e[len('eta_'):]}" for e in etas]], rows)
+    return out
+
+
+def ablation(paths) -> list[str]:
+    df = read(paths, "ablation", ["divergence", "noise_type", "eta", "accuracy_mean", "accuracy_sd", "n_seeds"])
+    etas = ", ".join(f"{e:g}" for e in sorted(df["eta"].unique()))
+    noises = list(dict.fromkeys(df["noise_type"]))
+    out = [f"**App. G.1 ablation**: SequenceMatch on add/sub in base at η {etas} with each divergence, "
+           f"accuracy, {spread(int(df['n_seeds'].min()))} ({scale(df)}).", ""]
+    rows = []
+    for div in dict.fromkeys(df["divergence"]):
+        sub = df[df["divergence"] == div].set_index("noise_type")
+        rows.append([div, *[fmt(sub.loc[n, "accuracy_mean"], sub.loc[n, "accuracy_sd"]) if n in sub.index else "n/a"
+                            for n in noises]])
+    return out + table(["divergence", *noises], rows)
+
+
+def summarize(paths: dict) -> str:
+    """The markdown of summary.md from the CSVs named by paths (keys: INPUTS)."""
+    missing = [k for k in INPUTS if k not in paths]
+    if missing:
+        raise ValueError(f"no input named {', '.join(missing)}")
+    profile = read(paths, "figure3", ["profile"])["profile"].iloc[0]
+    lines = [f"Profile **{profile}**; every number below is written from `results/` by "
+             "`workflow/scripts/results_summary.py` (± is the sample sd; no ± where there is one seed).", ""]
+    for section in (figure3, table1_recovery, table2, timing, accuracy_tables, ablation):
+        lines += section(paths)
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+# ------------------------------------------------------------------------------ README splice
+
+
+def splice(text: str, summary: str, name: str = "README") -> str:
+    """text with everything between the BEGIN and END marker lines replaced by summary; the markers
+    and everything outside them stay as they are (splicing the same summary again changes nothing).
+    A marker counts only alone on its line (the README may quote it in prose)."""
+    found = {}
+    for marker in (BEGIN, END):
+        hits = list(re.finditer(rf"^{re.escape(marker)}[ \t]*$", text, re.M))
+        if len(hits) != 1:
+            raise ValueError(f"{name}: the marker line {marker} must occur exactly once (found {len(hits)})")
+        found[marker] = hits[0]
+    start, end = found[BEGIN].end(), found[END].start()
+    if end < start:
+        raise ValueError(f"{name}: {END} comes before {BEGIN}")
+    return text[:start] + "\n" + summary.strip("\n") + "\n" + text[end:]
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description="Splice results/summary.md into the README between "
+                                             f"{BEGIN} and {END}.")
+    ap.add_argument("summary", help="the markdown written by the rule results_summary (results/summary.md)")
+    ap.add_argument("--readme", required=True, help="the file to update in place (README.md)")
+    args = ap.parse_args(argv)
+    try:
+        with open(args.summary, encoding="utf-8") as f:
+            summary = f.read()
+        with open(args.readme, encoding="utf-8") as f:
+            text = f.read()
+        new = splice(text, summary, args.readme)
+    except (OSError, ValueError) as exc:
+        sys.exit(f"results_summary: {exc}")
+    if new != text:
+        write_text(args.readme, new)
+    print(f"{args.readme}: results section {'updated' if new != text else 'unchanged'} from {args.summary}")
+
+
+if "snakemake" in globals():  # run by the rule results_summary
+    log_to(snakemake)  # noqa: F821
+    md = summarize({k: getattr(snakemake.input, k) for k in INPUTS})  # noqa: F821
+    write_text(snakemake.output.md, md)  # noqa: F821
+    print(md)
+elif __name__ == "__main__":
+    main()
