@@ -63,49 +63,43 @@ _DTYPES = {
 }
 
 
+def _field(default=None, help_text: str = "", *, factory=None):
+    """A config field with its help text (``python -m seqmatch.train --help`` shows it; the
+    workflow schema is checked against the fields in tests/test_train.py)."""
+    if factory is not None:
+        return dataclasses.field(default_factory=factory, metadata={"help": help_text})
+    return dataclasses.field(default=default, metadata={"help": help_text})
+
+
 @dataclass
 class ModelConfig:
-    """How to build the policy. Every field is plain data (saved as JSON next to the weights).
+    """How to build the policy. Every field is plain data (saved as JSON next to the weights)."""
 
-    name_or_path: hub id (e.g. ``meta-llama/Llama-2-7b-hf``) or local directory of a causal LM;
-        ``None`` builds a model from scratch from ``arch`` and the size fields below.
-    arch: architecture of a from-scratch model, ``"llama"`` or ``"gpt2"``.
-    n_layer, n_head, d_model, d_ff: from-scratch sizes (layers, heads, hidden width, MLP width).
-    max_position_embeddings: from-scratch context length (number of position ids).
-    attn_implementation: ``"sdpa"`` (default) or ``"eager"``; ``flash_attention_2`` /
-        ``flex_attention`` are passed through for GPU users (flex crashes on CPU with custom masks).
-    lora_r: LoRA rank; 0 = full fine-tune (every weight trainable).
-    lora_alpha: LoRA scaling alpha (paper: 16 with r = 64).
-    lora_dropout: dropout on the LoRA branch.
-    lora_target_modules: module names for LoRA, or ``"all-linear"`` (every linear layer except
-        the output head, the QLoRA convention).
-    load_in_4bit: QLoRA: load the base weights in 4-bit NF4 through bitsandbytes (needs
-        ``name_or_path`` and ``lora_r > 0``).
-    gradient_checkpointing: recompute activations in the backward pass (non-reentrant).
-    offset_head: add the logit-offset head (App. E).
-    offset_head_hidden: hidden width of the offset head (paper: 8).
-    torch_dtype: weight dtype, ``"float32"`` (default), ``"bfloat16"`` or ``"float16"``.
-    trust_remote_code: allow hub repositories to run their own code; off unless set.
-    """
-
-    name_or_path: str | None = None
-    arch: str = "llama"
-    n_layer: int = 2
-    n_head: int = 4
-    d_model: int = 64
-    d_ff: int = 256
-    max_position_embeddings: int = 1024
-    attn_implementation: str = "sdpa"
-    lora_r: int = 0
-    lora_alpha: int = 16
-    lora_dropout: float = 0.0
-    lora_target_modules: list[str] | str = "all-linear"
-    load_in_4bit: bool = False
-    gradient_checkpointing: bool = False
-    offset_head: bool = True
-    offset_head_hidden: int = 8
-    torch_dtype: str = "float32"
-    trust_remote_code: bool = False
+    name_or_path: str | None = _field(
+        None, "hub id (e.g. meta-llama/Llama-2-7b-hf) or local directory of a causal LM; None builds a "
+        "model from scratch from arch and the size fields")
+    arch: str = _field("llama", "architecture of a from-scratch model: llama | gpt2")
+    n_layer: int = _field(2, "from-scratch model: layers")
+    n_head: int = _field(4, "from-scratch model: attention heads")
+    d_model: int = _field(64, "from-scratch model: hidden width")
+    d_ff: int = _field(256, "from-scratch model: MLP width")
+    max_position_embeddings: int = _field(1024, "from-scratch model: context length (number of position ids)")
+    attn_implementation: str = _field(
+        "sdpa", "sdpa | eager; flash_attention_2 / flex_attention are passed through for GPU users "
+        "(flex crashes on CPU with custom masks)")
+    lora_r: int = _field(0, "LoRA rank; 0 = full fine-tune (every weight trainable)")
+    lora_alpha: int = _field(16, "LoRA scaling alpha (paper: 16 with r = 64)")
+    lora_dropout: float = _field(0.0, "dropout on the LoRA branch")
+    lora_target_modules: list[str] | str = _field(
+        "all-linear", "module names for LoRA, or all-linear (every linear layer except the output head, "
+        "the QLoRA convention)")
+    load_in_4bit: bool = _field(
+        False, "QLoRA: load the base weights in 4-bit NF4 through bitsandbytes (needs name_or_path and lora_r > 0)")
+    gradient_checkpointing: bool = _field(False, "recompute activations in the backward pass (non-reentrant)")
+    offset_head: bool = _field(True, "add the logit-offset head (App. E)")
+    offset_head_hidden: int = _field(8, "hidden width of the offset head (paper: 8)")
+    torch_dtype: str = _field("float32", "weight dtype: float32 | bfloat16 | float16")
+    trust_remote_code: bool = _field(False, "allow hub repositories to run their own code; off unless set")
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "ModelConfig":

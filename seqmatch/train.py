@@ -46,57 +46,64 @@ NOISE_TYPES = ("none", "random", "ground_truth")
 DIVERGENCES = ("chi2", "chi2_mix", "kl", "js")
 
 
+def _field(default, help_text: str):
+    """A config field with its help text (``--help`` shows it; the workflow schema is checked
+    against the fields in tests/test_train.py)."""
+    return field(default=default, metadata={"help": help_text})
+
+
 @dataclass
 class TrainConfig:
     """Everything a training run needs besides the model architecture (see ``ModelConfig``)."""
 
-    method: str = "mle"  # mle | bc | sm | ulk
-    train_file: str = ""  # JSONL rows with "prompt" and "completion" (seqmatch.data output)
-    tokenizer: str = ""  # tokenizer directory (or hub name, paper profile)
-    out_dir: str = ""  # run directory: checkpoint/, model/, train_log.jsonl, summary.json
-    seed: int = 0
+    method: str = _field("mle", "mle | bc | sm | ulk")
+    train_file: str = _field("", 'JSONL rows with "prompt" and "completion" (seqmatch.data output)')
+    tokenizer: str = _field("", "tokenizer directory (or hub name, paper profile)")
+    out_dir: str = _field("", "run directory: checkpoint/, model/, train_log.jsonl, summary.json")
+    seed: int = _field(0, "seed of the data order, noise, rollouts and initialisation")
     # optimisation
-    steps: int = 1000  # optimizer steps
-    batch_size: int = 32  # data rows per optimizer step and process (paper: 32)
-    grad_accum: int = 1  # micro-batches per optimizer step; batch_size must divide evenly
-    lr: float = 3e-4  # peak learning rate
-    weight_decay: float = 0.0
-    warmup_steps: int = 2000  # linear warm-up, then cosine decay (paper: 2,000)
-    max_grad_norm: float = 1.0  # gradient clipping (0 disables)
-    mixed_precision: str = "no"  # accelerate: no | bf16 | fp16
+    steps: int = _field(1000, "optimizer steps")
+    batch_size: int = _field(32, "data rows per optimizer step and process (paper: 32)")
+    grad_accum: int = _field(1, "micro-batches per optimizer step; batch_size must divide evenly")
+    lr: float = _field(3e-4, "peak learning rate")
+    weight_decay: float = _field(0.0, "AdamW weight decay")
+    warmup_steps: int = _field(2000, "linear warm-up, then cosine decay (paper: 2,000)")
+    max_grad_norm: float = _field(1.0, "gradient clipping (0 disables)")
+    mixed_precision: str = _field("no", "accelerate: no | bf16 | fp16")
     # data and noise (§4.2)
-    max_len: int = 1024  # inputs per trajectory incl. <bos>; longer ones follow the over-length rule
-    mask_prompt: bool = False  # prompt actions out of BC/MLE; SM sums start after the prompt (arithmetic: true)
-    noise: str = "random"  # none | random | ground_truth (digits 0..b-1 of the row's base)
-    eta: float = 0.001  # probability of a noise token + <bkspc> per position (bc, sm)
+    max_len: int = _field(1024, "inputs per trajectory incl. <bos>; longer ones follow the over-length rule")
+    mask_prompt: bool = _field(
+        False, "prompt actions out of BC/MLE; the SM sums start after the prompt (arithmetic: true)")
+    noise: str = _field("random", "none | random | ground_truth (digits 0..b-1 of the row's base)")
+    eta: float = _field(0.001, "probability of a noise token + <bkspc> per position (bc, sm)")
     # SequenceMatch objective (eq. 4)
-    alpha: float = 0.01  # entropy-regularisation strength
-    gamma: float = 0.998  # discount
-    divergence: str = "chi2_mix"  # chi2 | chi2_mix | kl | js
-    logit_bound: float = 50.0  # |logit| bound for the SM objective (App. C.6); 0 disables
-    bc_warmup_steps: int = 1000  # BC-only steps before SM (paper: text 1,000, arithmetic 10,000)
-    # sm: a BC run directory (same seed, noise, eta, data, model and schedule) to start from, at its
-    # bc_warmup/ snapshot: an SM run's first bc_warmup_steps are exactly that BC run's first steps
-    # (bit-identical on CPU), so they are not trained twice. BC runs write the snapshot at step
-    # bc_warmup_steps whenever 0 < bc_warmup_steps < steps. Empty: train the warm-up here.
-    warm_start: str = ""
-    beta_final: float = 0.2  # final weight of L_BC in beta * L_BC + (1 - beta) * L_SM
-    beta_anneal_steps: int = 2000  # beta goes 1 -> beta_final linearly over these steps
+    alpha: float = _field(0.01, "entropy-regularisation strength")
+    gamma: float = _field(0.998, "discount")
+    divergence: str = _field("chi2_mix", "chi2 | chi2_mix | kl | js")
+    logit_bound: float = _field(50.0, "|logit| bound for the SM objective (App. C.6); 0 disables")
+    bc_warmup_steps: int = _field(1000, "BC-only steps before SM (paper: text 1,000, arithmetic 10,000)")
+    warm_start: str = _field(
+        "", "sm: a BC run directory (same seed, noise, eta, data, model and schedule) to start from, at its "
+        "bc_warmup/ snapshot: an SM run's first bc_warmup_steps are exactly that BC run's first steps "
+        "(bit-identical on CPU), so they are not trained twice. BC runs write the snapshot at step "
+        "bc_warmup_steps whenever 0 < bc_warmup_steps < steps. Empty: train the warm-up here")
+    beta_final: float = _field(0.2, "final weight of L_BC in beta * L_BC + (1 - beta) * L_SM")
+    beta_anneal_steps: int = _field(2000, "beta goes 1 -> beta_final linearly over these steps")
     # replay buffer and rollouts (App. E)
-    replay_capacity: int = 1000  # FIFO capacity (sequences)
-    replay_reuse: float = 8.0  # times each sequence is used in training, on average
-    gen_batch_size: int = 32  # rollouts generated per sampling round
-    model_rows: int = 0  # replay rows per optimizer step; 0 = same as batch_size
-    max_prompt_len: int = 256  # text rollouts: prompt length uniform in 1..max_prompt_len
-    max_new_tokens: int = 512  # rollout length limit (actions)
-    temperature: float = 1.0
-    top_p: float = 1.0
+    replay_capacity: int = _field(1000, "FIFO capacity (sequences)")
+    replay_reuse: float = _field(8.0, "times each sequence is used in training, on average")
+    gen_batch_size: int = _field(32, "rollouts generated per sampling round")
+    model_rows: int = _field(0, "replay rows per optimizer step; 0 = same as batch_size")
+    max_prompt_len: int = _field(256, "text rollouts: prompt length uniform in 1..max_prompt_len")
+    max_new_tokens: int = _field(512, "rollout length limit (actions)")
+    temperature: float = _field(1.0, "rollout sampling temperature")
+    top_p: float = _field(1.0, "rollout nucleus-sampling mass (1: off)")
     # unlikelihood (ulk)
-    ul_weight: float = 1.0
+    ul_weight: float = _field(1.0, "weight of the unlikelihood term added to MLE")
     # bookkeeping
-    checkpoint_every: int = 100  # steps between checkpoints (0: only at the end / on SIGTERM)
-    max_nonfinite: int = 10  # skipped non-finite losses tolerated before aborting
-    log_every: int = 1  # steps between log lines
+    checkpoint_every: int = _field(100, "steps between checkpoints (0: only at the end / on SIGTERM)")
+    max_nonfinite: int = _field(10, "skipped non-finite losses tolerated before aborting")
+    log_every: int = _field(1, "steps between log lines")
 
     def validate(self) -> None:
         """One place for every check; raises ValueError naming the field."""
@@ -674,7 +681,8 @@ def build_parser() -> argparse.ArgumentParser:
             default = f.default if f.default is not dataclasses.MISSING else (
                 f.default_factory() if f.default_factory is not dataclasses.MISSING else None)  # type: ignore
             group.add_argument("--" + f.name.replace("_", "-"), dest=f.name, default=default,
-                               type=lambda s, t=f.type: _parse_value(t, s), help=str(f.type))
+                               type=lambda s, t=f.type: _parse_value(t, s), metavar=str(f.type).upper(),
+                               help=f.metadata["help"].replace("%", "%%"))  # argparse %-formats help
     return p
 
 

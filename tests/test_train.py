@@ -296,3 +296,48 @@ def test_cli_refuses_a_mismatched_warm_start_with_exit_2(toy, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "error: warm_start=" in err and "train.lr: 0.003 (BC run) vs 0.001" in err
     assert not (tmp_path / "sm" / "summary.json").exists()
+
+
+# ------------------------------------------------------------------ config fields vs the workflow schema
+
+# TrainConfig fields the workflow sets per run (from the experiment grid and the file layout), and
+# workflow-only train keys: neither is a `train:` key of config.yaml
+RUN_FIELDS = {"method", "train_file", "tokenizer", "out_dir", "seed", "noise", "eta", "warm_start"}
+WORKFLOW_ONLY = {"num_processes"}
+SCHEMA_TYPES = {"int": {"integer"}, "float": {"number"}, "bool": {"boolean"}, "str": {"string"}}
+
+
+def _schema_types(prop: dict, defs: dict) -> set[str]:
+    if "$ref" in prop:
+        return _schema_types(defs[prop["$ref"].rsplit("/", 1)[1]], defs)
+    if "enum" in prop:
+        return {{str: "string", int: "integer", float: "number", bool: "boolean"}[type(v)] for v in prop["enum"]}
+    if "oneOf" in prop:
+        return set().union(*(_schema_types(p, defs) for p in prop["oneOf"]))
+    t = prop["type"]
+    return set(t) if isinstance(t, list) else {t}
+
+
+def test_workflow_schema_and_config_fields_agree(monkeypatch):
+    """The schema's train/model keys are exactly the dataclass fields (a field added to one and not
+    the other fails here), with matching types; every field has help text and --help shows it."""
+    import dataclasses
+
+    import yaml
+
+    from seqmatch.model import ModelConfig
+    from seqmatch.train import build_parser
+
+    schema = yaml.safe_load((Path(__file__).parents[1] / "workflow/schemas/config.schema.yaml").read_text())
+    monkeypatch.setenv("COLUMNS", "100000")  # no line wrapping (it would break at hyphens)
+    help_text = " ".join(build_parser().format_help().split())
+    for cls, key, expected in ((TrainConfig, "train_fields", lambda names: (names - RUN_FIELDS) | WORKFLOW_ONLY),
+                               (ModelConfig, "model_fields", lambda names: names)):
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        props = schema["$defs"][key]["properties"]
+        assert set(props) == expected(set(fields)), (key, set(props) ^ expected(set(fields)))
+        for name, f in fields.items():
+            assert f.metadata.get("help"), f"{cls.__name__}.{name} has no help text"
+            assert " ".join(f.metadata["help"].split()) in help_text, name
+            if name in props and f.type in SCHEMA_TYPES:
+                assert _schema_types(props[name], schema["$defs"]) <= SCHEMA_TYPES[f.type], (name, props[name])
