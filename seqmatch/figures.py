@@ -21,10 +21,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import tempfile
 from typing import Sequence
 
 from seqmatch.actions import BKSPC_TOKEN, IGNORE_INDEX, actions_to_inputs
+from seqmatch.io import atomic_savefig
 
 # the paper's example
 FIG2_WORDS = ("Apples", "are", "blue")
@@ -209,22 +209,6 @@ def draw_figure2(data: dict, title_note: str = ""):
     return fig
 
 
-def _atomic_savefig(fig, path: str) -> None:
-    path = os.fspath(path)
-    d = os.path.dirname(os.path.abspath(path))
-    os.makedirs(d, exist_ok=True)
-    fmt = os.path.splitext(path)[1].lstrip(".").lower() or "png"
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix="." + fmt, dir=d)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, format=fmt, dpi=150, bbox_inches="tight")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="Figures drawn from seqmatch's own outputs.")
     sub = ap.add_subparsers(dest="figure", required=True)
@@ -242,8 +226,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             parts = os.path.normpath(args.tokenizer).split(os.sep)
             note = "tokenizer " + "/".join(parts[-2:])
         fig = draw_figure2(data, note)
-        _atomic_savefig(fig, args.out_pdf)
-        _atomic_savefig(fig, args.out_png)
+        atomic_savefig(fig, args.out_pdf)
+        atomic_savefig(fig, args.out_png)
     return 0
 
 

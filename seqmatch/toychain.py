@@ -86,13 +86,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
+
+from seqmatch.io import atomic_savefig, atomic_write_text
 
 # ----------------------------------------------------------------------------------------------
 # exact closed forms (App. B)
@@ -126,41 +126,6 @@ def chi2_mixture(eps, n: int):
     """chi^2(P || (P + Q)/2) = chi^2(Q || (P + Q)/2) = (1 - q) / (1 + q), q = (1 - eps)^n."""
     q = p_stay(eps, n)
     return (1.0 - q) / (1.0 + q)
-
-
-# ----------------------------------------------------------------------------------------------
-# atomic output
-
-
-def _atomic_savefig(fig, path: str) -> None:
-    path = os.fspath(path)
-    d = os.path.dirname(os.path.abspath(path))
-    os.makedirs(d, exist_ok=True)
-    fmt = os.path.splitext(path)[1].lstrip(".").lower() or "png"
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix="." + fmt, dir=d)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, format=fmt, dpi=150, bbox_inches="tight")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def _atomic_write_text(path: str, text: str) -> None:
-    path = os.fspath(path)
-    d = os.path.dirname(os.path.abspath(path))
-    os.makedirs(d, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=d)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 # ----------------------------------------------------------------------------------------------
@@ -638,8 +603,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{'exact (1-eps)^n':45s} P(stay) " + " ".join(f"{x:.3f}" for x in emp.exact_p_stay)
               + f"  at eps = {emp.eval_eps}")
     fig = make_figure(args.n, emp)
-    _atomic_savefig(fig, args.out_pdf)
-    _atomic_savefig(fig, args.out_png)
+    atomic_savefig(fig, args.out_pdf)
+    atomic_savefig(fig, args.out_png)
     if args.out_json:
         eps_grid = [0.01, 0.05, 0.1, 0.2, 0.3]
         exact = {
@@ -654,7 +619,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             for n in args.n
         }
         payload = {"exact": exact, "empirical": emp.to_dict() if emp else None}
-        _atomic_write_text(args.out_json, json.dumps(payload, indent=1))
+        atomic_write_text(args.out_json, json.dumps(payload, indent=1))
     return 0
 
 

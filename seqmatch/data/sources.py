@@ -24,7 +24,6 @@ layout as the hub dataset; that is how the tests exercise the hub loaders. With 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import random
 import socket
@@ -33,8 +32,11 @@ import sys
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 from urllib.parse import urlparse
+
+from seqmatch import io as _io
+from seqmatch.io import read_jsonl, write_jsonl  # noqa: F401 - re-exported (seqmatch.data)
 
 
 # Same string as seqmatch.actions.BKSPC_TOKEN (tested); not imported from there so that the data CLI
@@ -61,7 +63,7 @@ class ChecksumError(DataSourceError):
 
 
 # ----------------------------------------------------------------------------------------------
-# small I/O helpers
+# small I/O helpers (read_jsonl, write_jsonl: seqmatch.io, re-exported here)
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -76,30 +78,9 @@ def sha256_file(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
-def read_jsonl(path: str | os.PathLike) -> list[dict]:
-    with open(path, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
-
-
-def write_jsonl(path: str | os.PathLike, rows: Iterable[dict]) -> int:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    n = 0
-    with open(tmp, "w", encoding="utf-8", newline="\n") as f:
-        for row in rows:
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
-            n += 1
-    os.replace(tmp, path)
-    return n
-
-
 def write_json(path: str | os.PathLike, obj: Any) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, ensure_ascii=False, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    """:func:`seqmatch.io.write_json` with sorted keys (``meta.json``: byte-identical for equal metadata)."""
+    _io.write_json(path, obj, sort_keys=True)
 
 
 def write_split(out_dir: str | os.PathLike, train: Sequence[dict], test: Sequence[dict], meta: dict) -> dict:

@@ -7,7 +7,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from tablelib import log_to  # noqa: E402
+from tablelib import atomic_savefig, log_to  # noqa: E402
 
 log_to(snakemake)  # noqa: F821
 df = pd.read_csv(snakemake.input.csv)  # noqa: F821
@@ -46,5 +46,5 @@ fig.suptitle(f"add_or_sub_in_base, {prov['profile']} profile, {prov['model']}; e
              fontsize=8)
 fig.tight_layout()
 for path in (snakemake.output.pdf, snakemake.output.png):  # noqa: F821
-    fig.savefig(path, dpi=150)
+    atomic_savefig(fig, path, dpi=150, bbox_inches=None)  # bbox as matplotlib's default
 print(df.groupby(["noise_type", "method", "eta"])["accuracy"].agg(["mean", "std", "count"]))

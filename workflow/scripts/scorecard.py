@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from tablelib import log_to, num, write_csv
+from tablelib import log_to, num, write_csv, write_text
 
 log_to(snakemake)  # noqa: F821
 paper = yaml.safe_load(open(snakemake.input.paper))  # noqa: F821
@@ -142,8 +142,5 @@ for name, part in card.groupby("artifact", sort=False):
         note = "; ".join(x for x in (r.paper_note, r.our_note) if isinstance(x, str) and x)
         md.append(f"| {r.row} | {r.column} | {fmt(r.paper, r.paper_sd)} | {fmt(r.ours, r.ours_sd)} | {note} |")
     md.append("")
-out_md = Path(snakemake.output.md)  # noqa: F821
-tmp = out_md.with_name(out_md.name + ".tmp")
-tmp.write_text("\n".join(md))
-tmp.replace(out_md)
+write_text(snakemake.output.md, "\n".join(md))  # noqa: F821
 print(card.to_string())

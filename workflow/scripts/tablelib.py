@@ -10,6 +10,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+# Atomic writes come from seqmatch.io (atomic_savefig is re-exported for the figure scripts).
+try:
+    from seqmatch.io import atomic_savefig, atomic_write_text  # noqa: F401
+except ImportError:  # seqmatch not installed in the rule's environment: import it from the repository root
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+    from seqmatch.io import atomic_savefig, atomic_write_text  # noqa: F401
+
 
 def log_to(snakemake) -> None:
     """Send stdout/stderr of the script to the rule's log file."""
@@ -69,19 +76,14 @@ def provenance_columns(provenance: dict, meta_path) -> dict:
 
 
 def write_csv(df: pd.DataFrame, path) -> None:
-    """Write atomically (a half-written results/ file never appears under its final name)."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    df.to_csv(tmp, index=False)
-    tmp.replace(path)
+    """Write ``df`` (no index) atomically: a half-written results/ file never appears under its final
+    name (``seqmatch.io.atomic_write_text``; the parent directory is created)."""
+    atomic_write_text(path, df.to_csv(index=False))
 
 
 def write_text(path, text: str) -> None:
-    """Write a text file atomically (as write_csv)."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    """Write a UTF-8 text file atomically (as write_csv)."""
+    atomic_write_text(path, text)
 
 
 def eta_label(eta: float) -> str:
