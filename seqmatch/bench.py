@@ -41,20 +41,6 @@ from seqmatch.noise import add_backspace_noise
 BOS, EOS, PAD, BKSPC = 0, 1, 2, 3
 
 
-class _Tok:
-    """Just enough tokenizer for ``build_model`` on random ids (no text involved)."""
-
-    def __init__(self, vocab: int):
-        self.vocab = vocab
-        self.bos_token_id, self.eos_token_id, self.pad_token_id = BOS, EOS, PAD
-
-    def __len__(self):
-        return self.vocab
-
-    def convert_tokens_to_ids(self, t):
-        return {"<bos>": BOS, "<eos>": EOS, "<pad>": PAD, "<bkspc>": BKSPC}.get(t, None)
-
-
 def build(args, device, dtype):
     from transformers import LlamaConfig, LlamaForCausalLM
 

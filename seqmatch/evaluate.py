@@ -3,11 +3,11 @@
 Subcommands (the Snakemake rules of ``workflow/rules/evaluate.smk`` call them)::
 
     python -m seqmatch.evaluate arithmetic --model-dir DIR --test-file F --out OUT.json \
-        --generations GEN.jsonl [--n N --max-new-tokens 64 --seed S --batch-size B --temperature 1.0]
+        --generations GEN.jsonl [--n-eval N --max-new-tokens 64 --seed S --batch-size B --temperature 1.0]
     python -m seqmatch.evaluate text --model-dir DIR --test-file F --out OUT.json \
-        [--decoding sample|contrastive --k 5 --penalty-alpha 0.6] --prompt-tokens P --new-tokens G \
+        [--decoding sample|contrastive --contrastive-k 5 --penalty-alpha 0.6] --prompt-tokens P --new-tokens G \
         --n-samples N --draws 2 --featurizer minilm|gpt2-large|PATH --seed S [--heldout-ppl-rows N]
-    python -m seqmatch.evaluate translation --model-dir DIR --test-file F --out OUT.json [--n N]
+    python -m seqmatch.evaluate translation --model-dir DIR --test-file F --out OUT.json [--n-eval N]
     python -m seqmatch.evaluate mistakes --model-dir DIR --test-file F --out OUT.csv --n 4 --seed S \
         [--summary OUT.json]
     python -m seqmatch.evaluate text-mistakes --model-dir DIR --test-file F --out OUT.csv --n 3 \
@@ -65,80 +65,19 @@ Per subcommand:
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import json
-import math
 import os
 import re
 import sys
-import tempfile
 import time
-from typing import Any, Iterable, Sequence
+from typing import Sequence
 
 import numpy as np
 
+from seqmatch.io import read_jsonl, to_json, write_csv, write_json, write_jsonl
+
 # ---------------------------------------------------------------------------------------------
-# I/O
-
-
-def read_jsonl(path: str) -> list[dict]:
-    with open(path, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
-
-
-def _atomic_write(path: str, text: str) -> None:
-    path = os.fspath(path)
-    d = os.path.dirname(os.path.abspath(path))
-    os.makedirs(d, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=d)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def _json_default(o):
-    if isinstance(o, (np.integer,)):
-        return int(o)
-    if isinstance(o, (np.floating,)):
-        return float(o)
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    return str(o)
-
-
-def _clean_nan(o):
-    """NaN/inf -> None, so the JSON is standard (json.dump would write NaN)."""
-    if isinstance(o, float) and not math.isfinite(o):
-        return None
-    if isinstance(o, dict):
-        return {k: _clean_nan(v) for k, v in o.items()}
-    if isinstance(o, (list, tuple)):
-        return [_clean_nan(v) for v in o]
-    return o
-
-
-def write_json(path: str, obj: Any) -> None:
-    _atomic_write(path, json.dumps(_clean_nan(obj), indent=2, ensure_ascii=False, default=_json_default) + "\n")
-
-
-def write_jsonl(path: str, rows: Iterable[dict]) -> None:
-    _atomic_write(path, "".join(json.dumps(_clean_nan(r), ensure_ascii=False, default=_json_default) + "\n"
-                                for r in rows))
-
-
-def write_csv(path: str, rows: Sequence[dict], columns: Sequence[str]) -> None:
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(columns), extrasaction="ignore")
-    w.writeheader()
-    for r in rows:
-        w.writerow(r)
-    _atomic_write(path, buf.getvalue())
+# I/O (atomic writers: seqmatch.io)
 
 
 def data_source(rows: Sequence[dict], test_file: str) -> str:
@@ -680,13 +619,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("arithmetic", help="accuracy on arithmetic test questions (Fig. 3, Tables 6-7)")
     _add_model(p, out_help="metrics JSON")
     p.add_argument("--generations", required=True, help="per-row JSONL: actions, final text, correct")
-    p.add_argument("--n", type=int, default=None, help="first N test rows (default all)")
+    p.add_argument("--n-eval", "--n", dest="n", type=int, default=None, help="first N test rows (default all)")
     _add_sampling(p, 64)
 
     p = sub.add_parser("text", help="MAUVE, n-gram entropy, diversity, perplexity (Table 2)")
     _add_model(p, out_help="metrics JSON")
     p.add_argument("--decoding", choices=["sample", "contrastive"], default="sample")
-    p.add_argument("--k", type=int, default=5, help="contrastive search: candidates")
+    p.add_argument("--contrastive-k", "--k", dest="k", type=int, default=5, help="contrastive search: candidates")
     p.add_argument("--penalty-alpha", type=float, default=0.6, help="contrastive search: degeneration penalty")
     p.add_argument("--prompt-tokens", type=int, default=256, help="paper 256")
     p.add_argument("--new-tokens", type=int, default=256, help="paper 256")
@@ -700,7 +639,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("translation", help="sacrebleu BLEU on en->fr (Table 5)")
     _add_model(p, out_help="metrics JSON")
-    p.add_argument("--n", type=int, default=None, help="first N test rows (default all)")
+    p.add_argument("--n-eval", "--n", dest="n", type=int, default=None, help="first N test rows (default all)")
     _add_sampling(p, 96)
 
     p = sub.add_parser("mistakes", help="Table 1: completions of prompts with a wrong solution start")
@@ -734,7 +673,7 @@ def main(argv: Sequence[str] | None = None):
     res = COMMANDS[args.command](args)
     summary = {k: v for k, v in res.items() if not isinstance(v, (list, dict))} if isinstance(res, dict) else \
         {"rows": len(res)}
-    print(json.dumps(_clean_nan(summary), default=_json_default), file=sys.stderr)
+    print(to_json(summary, ensure_ascii=True), file=sys.stderr)
     print(f"seqmatch.evaluate {args.command}: {time.perf_counter() - t0:.1f}s -> {args.out}", file=sys.stderr)
     return res
 

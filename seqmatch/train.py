@@ -1,5 +1,6 @@
 """The training loop: MLE, BC ("MLE + <bkspc>"), SequenceMatch and unlikelihood (paper Alg. 1, App. E).
 
+    python -m seqmatch.train --config RUN/run_config.json           # what the workflow runs
     python -m seqmatch.train --out-dir DIR --train-file train.jsonl --tokenizer TOKDIR --method sm \
         [--alpha 0.01 --gamma 0.998 --eta 0.001 ...]      # every TrainConfig / ModelConfig field
 
@@ -7,13 +8,15 @@
 * ``bc``: cross-entropy on noised data (noise token, then a ``<bkspc>`` label; §4.2).
 * ``sm``: BC alone for ``bc_warmup_steps``; then ``beta * L_BC + (1 - beta) * L_SM`` with beta
   annealed linearly 1 -> ``beta_final`` over ``beta_anneal_steps``; both terms per token (L_SM is
-  −J over the data rows' mean action count, ``seqmatch.losses.sequence_match_loss``). Rollouts of the current policy
-  enter a FIFO replay buffer every ``sampling_interval`` steps; each step's batch holds data rows
-  and replay rows, transformed by the same Algorithm A and run in one forward pass.
+  −J over the data rows' mean action count, ``seqmatch.losses.sequence_match_loss``). Rollouts of
+  the current policy enter a FIFO replay buffer every ``sampling_interval`` steps; each step's
+  batch holds data rows and replay rows, transformed by the same Algorithm A and run in one
+  forward pass.
 
 Runs under accelerate (``accelerate launch -m seqmatch.train ...`` for several GPUs). Checkpoints
 are written atomically every ``checkpoint_every`` steps and on SIGTERM; re-running the same command
-resumes from ``DIR/checkpoint`` and, on CPU, ends bit-identical to an uninterrupted run.
+resumes from ``DIR/checkpoint`` and, on CPU, ends bit-identical to an uninterrupted run (the
+files and their checks: ``seqmatch.checkpoint``).
 Outputs: ``DIR/model/`` (``seqmatch.model.load_model``), ``DIR/train_log.jsonl`` and, last,
 ``DIR/summary.json``.
 """
@@ -24,9 +27,6 @@ import argparse
 import contextlib
 import dataclasses
 import json
-import math
-import os
-import random
 import shutil
 import signal
 import statistics
@@ -38,7 +38,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from seqmatch.actions import IGNORE_INDEX, actions_to_inputs, collate, truncate_actions
+from seqmatch import checkpoint
+from seqmatch.actions import actions_to_inputs, collate, truncate_actions
 from seqmatch.noise import add_backspace_noise, digit_noise_ids, random_noise_ids
 
 METHODS = ("mle", "bc", "sm", "ulk")
@@ -387,93 +388,41 @@ class Trainer:
         self.step += 1
         return rec
 
-    # ---- checkpoints (atomic: write to a temp dir, then rename over the old one)
-    # Fields that do not change what is trained (where it is written, how often it is logged).
-    _NOT_IDENTITY = ("out_dir", "checkpoint_every", "log_every", "max_nonfinite", "warm_start")
-    # What shapes the BC steps an SM run may take from a BC run (the rest are SM-only settings).
-    _WARM_START_KEYS = ("seed", "steps", "batch_size", "grad_accum", "lr", "weight_decay", "warmup_steps",
-                        "max_grad_norm", "mixed_precision", "max_len", "mask_prompt", "noise", "eta",
-                        "bc_warmup_steps", "tokenizer")
-
+    # ---- checkpoints (seqmatch.checkpoint: the files, their identity checks, the RNG streams)
     def identity(self) -> dict:
-        """What makes two runs the same run: every TrainConfig field that shapes the result, the
-        model config, and the training data's content. A checkpoint resumes only its own run."""
-        import hashlib
-
-        train = {k: v for k, v in dataclasses.asdict(self.cfg).items() if k not in self._NOT_IDENTITY}
-        data = Path(self.cfg.train_file)
-        digest = hashlib.sha256(data.read_bytes()).hexdigest() if data.is_file() else None
-        return {"train": train, "model": dataclasses.asdict(self.model_cfg), "train_file_sha256": digest,
-                "num_processes": self.accel.num_processes}
-
-    @staticmethod
-    def _identity_diff(saved: dict, now: dict, train_keys, vs: str) -> list[str]:
-        """'part.key: saved<vs>now' for every compared field that differs ([] if none)."""
-        diff = [f"train.{k}: {saved['train'].get(k)!r}{vs}{now['train'][k]!r}"
-                for k in train_keys if saved["train"].get(k) != now["train"][k]]
-        diff += [f"model.{k}: {saved['model'].get(k)!r}{vs}{v!r}"
-                 for k, v in now["model"].items() if saved["model"].get(k) != v]
-        if saved["train_file_sha256"] != now["train_file_sha256"]:
-            diff.append("the training data differ")
-        if saved.get("num_processes", 1) != now["num_processes"]:
-            diff.append(f"num_processes: {saved.get('num_processes', 1)}{vs}{now['num_processes']}")
-        return diff
-
-    def _stale_checkpoint(self, state: dict) -> list[str]:
-        """Keys whose values differ between a checkpoint's run and this one ([] if the same)."""
-        saved, now = state.get("identity"), self.identity()
-        if saved is None:
-            return ["identity (checkpoint written without one)"]
-        return self._identity_diff(saved, now, now["train"], " -> ")
+        """What makes two runs the same run (``seqmatch.checkpoint.identity``)."""
+        return checkpoint.identity(self.cfg, self.model_cfg, self.accel.num_processes)
 
     def trainable_state(self) -> dict:
-        model = self.accel.unwrap_model(self.model)
-        return {n: p.detach().cpu().contiguous() for n, p in model.named_parameters() if p.requires_grad}
+        return checkpoint.trainable_state(self.accel.unwrap_model(self.model))
 
-    def save_checkpoint(self, name: str = "checkpoint"):
-        from safetensors.torch import save_file
-
+    def save_checkpoint(self, name: str = checkpoint.CHECKPOINT):
         if not self.accel.is_main_process:  # one writer per run directory (processes hold the same weights)
             return
-        tmp = self.out / f"{name}.tmp"
-        final = self.out / name
-        if tmp.exists():
-            shutil.rmtree(tmp)
-        tmp.mkdir()
-        save_file(self.trainable_state(), str(tmp / "trainable.safetensors"))
-        torch.save({"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-                    "torch_rng": torch.get_rng_state(), "gen_rng": self.gen.get_state()},
-                   tmp / "state.pt")
-        state = {"step": self.step, "nonfinite": self.nonfinite, "rng": self.rng.bit_generator.state,
-                 "py_random": list(random.getstate()[1]), "py_random_gauss": random.getstate()[2],
-                 "last_sample_step": self.last_sample_step, "grad_times": self.grad_times,
-                 "sample_times": self.sample_times, "buffer": self.buffer.state_dict(),
-                 "identity": self.identity()}
-        (tmp / "state.json").write_text(json.dumps(state))
-        old = self.out / f"{name}.old"
-        if final.exists():
-            final.rename(old)
-        tmp.rename(final)
-        if old.exists():
-            shutil.rmtree(old)
+        progress = {"step": self.step, "nonfinite": self.nonfinite, "last_sample_step": self.last_sample_step,
+                    "grad_times": self.grad_times, "sample_times": self.sample_times,
+                    "buffer": self.buffer.state_dict()}
+        checkpoint.save(self.out / name, model=self.accel.unwrap_model(self.model), optimizer=self.optimizer,
+                        scheduler=self.scheduler, rng=self.rng, gen=self.gen, progress=progress,
+                        identity=self.identity())
 
     def load_checkpoint(self) -> bool:
-        final = self.out / "checkpoint"
+        final = self.out / checkpoint.CHECKPOINT
         main = self.accel.is_main_process  # one process moves and deletes files; the others wait
-        if main and not final.exists() and (self.out / "checkpoint.old").exists():
-            (self.out / "checkpoint.old").rename(final)  # killed between the two renames
+        if main:
+            checkpoint.recover(final)
         self.accel.wait_for_everyone()
-        if not (final / "state.json").exists():
+        state = checkpoint.read_state(final)
+        if state is None:
             return False
-        state = json.loads((final / "state.json").read_text())
-        stale = self._stale_checkpoint(state)
+        stale = checkpoint.stale(state, self.identity())
         if stale:  # a different run wrote it (e.g. the config changed): start this one afresh
             if main:
                 print(f"{final}: checkpoint of a different run ({'; '.join(stale[:5])}); starting from step 0",
                       file=sys.stderr)
             self.accel.wait_for_everyone()  # every process has read it before it goes
             if main:
-                shutil.rmtree(final)
+                checkpoint.remove(final)
             return False
         self._restore(final, state)
         return True
@@ -486,22 +435,11 @@ class Trainer:
 
     def _restore(self, final: Path, state: dict):
         """Everything a checkpoint holds: weights, optimizer, schedule, RNG streams, replay buffer."""
-        from safetensors.torch import load_file
-
-        model = self.accel.unwrap_model(self.model)
-        missing = model.load_state_dict(load_file(str(final / "trainable.safetensors")), strict=False)
-        if missing.unexpected_keys:
-            raise RuntimeError(f"{final}: checkpoint does not match the model: {missing.unexpected_keys[:3]}")
-        blob = torch.load(final / "state.pt", weights_only=True)
-        self.optimizer.load_state_dict(blob["optimizer"])
-        self.scheduler.load_state_dict(blob["scheduler"])
+        first = self.accel.process_index == 0  # the checkpoint holds process 0's streams
+        checkpoint.restore(final, state, model=self.accel.unwrap_model(self.model), optimizer=self.optimizer,
+                           scheduler=self.scheduler, rng=self.rng, gen=self.gen, restore_streams=first)
         self.step, self.nonfinite = state["step"], state["nonfinite"]
-        if self.accel.process_index == 0:  # the checkpoint holds process 0's streams
-            torch.set_rng_state(blob["torch_rng"])
-            self.gen.set_state(blob["gen_rng"])
-            self.rng.bit_generator.state = state["rng"]
-            random.setstate((3, tuple(state["py_random"]), state["py_random_gauss"]))
-        else:  # fresh streams of this process (not a copy of process 0's)
+        if not first:  # fresh streams of this process (not a copy of process 0's)
             self._own_streams(self.step)
         self.last_sample_step = state["last_sample_step"]
         self.grad_times, self.sample_times = state["grad_times"], state["sample_times"]
@@ -511,19 +449,14 @@ class Trainer:
         """Start an SM run from a BC run's bc_warmup/ snapshot (TrainConfig.warm_start): its state
         and its log lines of the warm-up steps, after checking that run trained what this one would."""
         src = Path(self.cfg.warm_start)
-        snap = src / "bc_warmup"
-        if not (snap / "state.json").is_file():  # e.g. a BC run finished by an older seqmatch
+        snap = src / checkpoint.BC_WARMUP
+        state = checkpoint.read_state(snap)
+        if state is None:  # e.g. a BC run with bc_warmup_steps >= steps, or not a run directory
             if self.accel.is_main_process:
                 print(f"warning: warm_start={str(src)!r}: no BC warm-up snapshot {snap}/state.json; "
                       f"training the {self.cfg.bc_warmup_steps} warm-up steps here instead", file=sys.stderr)
             return
-        state = json.loads((snap / "state.json").read_text())
-        saved = state["identity"]
-        diff = self._identity_diff(saved, self.identity(), self._WARM_START_KEYS, " (BC run) vs ")
-        if saved["train"].get("method") != "bc":
-            diff.append(f"method: {saved['train'].get('method')!r}, expected 'bc'")
-        if state["step"] != self.cfg.bc_warmup_steps:
-            diff.append(f"snapshot at step {state['step']}, expected bc_warmup_steps={self.cfg.bc_warmup_steps}")
+        diff = checkpoint.warm_start_diff(state, self.identity(), self.cfg.bc_warmup_steps)
         if diff:
             raise ValueError(f"warm_start={str(src)!r}: not this SM run's BC warm-up: {'; '.join(diff[:5])}")
         self._restore(snap, state)
@@ -578,7 +511,7 @@ class Trainer:
                     bar.update(1)
                     # before any checkpoint of this step: a run resumed past it has written it
                     if cfg.method == "bc" and self.step == cfg.bc_warmup_steps < cfg.steps:
-                        self.save_checkpoint("bc_warmup")  # SM runs of this seed, noise and eta start here
+                        self.save_checkpoint(checkpoint.BC_WARMUP)  # SM runs of this seed, noise and eta start here
                     if self._stop_now():
                         self.save_checkpoint()
                         self.accel.wait_for_everyone()  # no process exits while the checkpoint is written
@@ -673,17 +606,45 @@ def _parse_value(ftype, text: str):
 def build_parser() -> argparse.ArgumentParser:
     from seqmatch.model import ModelConfig
 
-    p = argparse.ArgumentParser(prog="python -m seqmatch.train", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(prog="python -m seqmatch.train", description=__doc__.split("\n\n")[0])
+    p.add_argument("--config", metavar="FILE",
+                   help="run config (JSON or YAML): sections 'train' and 'model' holding the fields below "
+                        "under the same names (the workflow writes one per run, seqmatch.runs); flags "
+                        "given as well override its values")
     for cls in (TrainConfig, ModelConfig):
         group = p.add_argument_group(cls.__name__)
         for f in dataclasses.fields(cls):
             default = f.default if f.default is not dataclasses.MISSING else (
                 f.default_factory() if f.default_factory is not dataclasses.MISSING else None)  # type: ignore
-            group.add_argument("--" + f.name.replace("_", "-"), dest=f.name, default=default,
+            # SUPPRESS: only the flags given appear in the namespace (they override --config)
+            group.add_argument("--" + f.name.replace("_", "-"), dest=f.name, default=argparse.SUPPRESS,
                                type=lambda s, t=f.type: _parse_value(t, s), metavar=str(f.type).upper(),
-                               help=f.metadata["help"].replace("%", "%%"))  # argparse %-formats help
+                               help=f"{f.metadata['help']} (default: {default!r})".replace("%", "%%"))
     return p
+
+
+def load_run_config(path: str) -> dict[str, dict]:
+    """{"train": {...}, "model": {...}} from a JSON/YAML run config; ValueError naming the file and
+    the offending key for anything else."""
+    import yaml
+
+    from seqmatch.model import ModelConfig
+
+    try:
+        text = Path(path).read_text()
+        cfg = json.loads(text) if path.endswith(".json") else yaml.safe_load(text)
+    except (OSError, ValueError, yaml.YAMLError) as e:
+        raise ValueError(f"--config {path}: cannot read it as {'JSON' if path.endswith('.json') else 'YAML'}: {e}")
+    if not isinstance(cfg, dict) or set(cfg) - {"train", "model"}:
+        found = sorted(cfg) if isinstance(cfg, dict) else type(cfg).__name__
+        raise ValueError(f"--config {path}: expected a mapping with sections 'train' and 'model', got {found}")
+    for section, cls in (("train", TrainConfig), ("model", ModelConfig)):
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(cfg.get(section) or {}) - names)
+        if unknown:
+            raise ValueError(f"--config {path}: unknown {section} key(s) {', '.join(unknown)} "
+                             f"(not {cls.__name__} fields; see python -m seqmatch.train --help)")
+    return {"train": dict(cfg.get("train") or {}), "model": dict(cfg.get("model") or {})}
 
 
 def main(argv=None) -> int:
@@ -691,17 +652,25 @@ def main(argv=None) -> int:
 
     args = vars(build_parser().parse_args(argv))
     tnames = {f.name for f in dataclasses.fields(TrainConfig)}
-    cfg = TrainConfig(**{k: v for k, v in args.items() if k in tnames})
-    model_cfg = ModelConfig(**{k: v for k, v in args.items() if k not in tnames})
+    try:
+        values = load_run_config(args.pop("config")) if args.get("config") else {"train": {}, "model": {}}
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    args.pop("config", None)
+    for k, v in args.items():  # flags override the file
+        values["train" if k in tnames else "model"][k] = v
+    cfg = TrainConfig(**values["train"])
+    model_cfg = ModelConfig(**values["model"])
     try:
         trainer = Trainer(cfg, model_cfg)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    if (Path(cfg.out_dir) / "summary.json").exists() and (Path(cfg.out_dir) / "model").exists():
-        state = json.loads((Path(cfg.out_dir) / "checkpoint" / "state.json").read_text()) \
-            if (Path(cfg.out_dir) / "checkpoint" / "state.json").exists() else {}
-        if state.get("step") == cfg.steps and not trainer._stale_checkpoint(state):
+    out = Path(cfg.out_dir)
+    if (out / "summary.json").exists() and (out / "model").exists():
+        state = checkpoint.read_state(out / checkpoint.CHECKPOINT) or {}
+        if state.get("step") == cfg.steps and not checkpoint.stale(state, trainer.identity()):
             print(f"{cfg.out_dir}: already complete ({cfg.steps} steps)")
             return 0
     try:
