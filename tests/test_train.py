@@ -298,12 +298,34 @@ def test_cli_refuses_a_mismatched_warm_start_with_exit_2(toy, tmp_path, capsys):
     assert not (tmp_path / "sm" / "summary.json").exists()
 
 
+def test_a_run_config_file_trains_the_run_it_names(toy, tmp_path, capsys):
+    """`--config FILE` (what the workflow writes: sections train/model, the field names) trains
+    exactly the run the same TrainConfig/ModelConfig train through the API; flags override it."""
+    import dataclasses
+
+    from safetensors.torch import load_file
+
+    from seqmatch.train import main
+
+    cfg, mcfg = config(toy, tmp_path / "api", method="bc", steps=12), model_config()
+    Trainer(cfg, mcfg).run()
+    run = {"train": {**dataclasses.asdict(cfg), "out_dir": str(tmp_path / "file"), "steps": 99},
+           "model": dataclasses.asdict(mcfg)}
+    (tmp_path / "run.json").write_text(json.dumps(run))
+    assert main(["--config", str(tmp_path / "run.json"), "--steps", "12"]) == 0
+    for name in ("hf/model.safetensors", "offset_head.safetensors"):
+        a, b = (load_file(tmp_path / d / "model" / name) for d in ("api", "file"))
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name
+    assert json.loads((tmp_path / "file" / "summary.json").read_text())["steps"] == 12
+    # one clear error naming the file and the key, exit 2, nothing trained
+    (tmp_path / "bad.yaml").write_text("train:\n  stepz: 3\n")
+    assert main(["--config", str(tmp_path / "bad.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert "bad.yaml: unknown train key(s) stepz" in err
+
+
 # ------------------------------------------------------------------ config fields vs the workflow schema
 
-# TrainConfig fields the workflow sets per run (from the experiment grid and the file layout), and
-# workflow-only train keys: neither is a `train:` key of config.yaml
-RUN_FIELDS = {"method", "train_file", "tokenizer", "out_dir", "seed", "noise", "eta", "warm_start"}
-WORKFLOW_ONLY = {"num_processes"}
 SCHEMA_TYPES = {"int": {"integer"}, "float": {"number"}, "bool": {"boolean"}, "str": {"string"}}
 
 
@@ -331,7 +353,11 @@ def test_workflow_schema_and_config_fields_agree(monkeypatch):
     schema = yaml.safe_load((Path(__file__).parents[1] / "workflow/schemas/config.schema.yaml").read_text())
     monkeypatch.setenv("COLUMNS", "100000")  # no line wrapping (it would break at hyphens)
     help_text = " ".join(build_parser().format_help().split())
-    for cls, key, expected in ((TrainConfig, "train_fields", lambda names: (names - RUN_FIELDS) | WORKFLOW_ONLY),
+    from seqmatch.runs import RUN_FIELDS, WORKFLOW_ONLY
+
+    # the workflow sets RUN_FIELDS per run (grid coordinates, file layout); WORKFLOW_ONLY are its own
+    for cls, key, expected in ((TrainConfig, "train_fields",
+                                lambda names: (names - set(RUN_FIELDS)) | set(WORKFLOW_ONLY)),
                                (ModelConfig, "model_fields", lambda names: names)):
         fields = {f.name: f for f in dataclasses.fields(cls)}
         props = schema["$defs"][key]["properties"]

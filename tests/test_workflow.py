@@ -17,6 +17,7 @@ import json
 import math
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -103,6 +104,14 @@ def jobs_of(output: str, rule: str) -> list[str]:
     """The printed blocks (wildcards, resources, shell command) of every job of a rule."""
     blocks = re.split(r"\n(?=\[[^\n]*\]\n(?:local)?rule )", output)
     return [b for b in blocks if re.search(rf"\n(?:local)?rule {rule}:", "\n" + b.split("\n", 1)[-1])]
+
+
+def job_config(block: str) -> dict:
+    """The run config a training job writes to run_config.json (from its printed shell command)."""
+    line = next(ln for ln in block.splitlines() if "printf " in ln)
+    words = shlex.split(line[line.index("printf "):])
+    assert words[3] == ">" and words[4].endswith("/run_config.json"), words[:5]
+    return json.loads(words[2])
 
 
 @pytest.fixture(scope="module")
@@ -270,40 +279,48 @@ def test_dry_run_full_dag(wf, profile):
         assert "--seed 0 " in block, block
     for block in recovery:
         assert f"--n {n_recovery} " in block and "--summary " in block, block
+    # each training job writes its run's config file and trains from it (seqmatch.runs)
+    trains = jobs_of(out, "train")
+    assert len(trains) == stats["train"]
+    configs = {}
+    for block in trains:
+        d = re.search(r"output: (\S+)/summary.json", block).group(1)
+        assert f"--config {d}/run_config.json" in block, block
+        configs[d] = job_config(block)
+    outputs = set(configs)
     if profile == "paper":
         assert stats.get("pretrained_tokenizer") == 1 and "bpe_tokenizer" not in stats
-        trains = jobs_of(out, "train")
-        assert len(trains) == stats["train"]
         for block in trains:
-            assert "--name-or-path meta-llama/Llama-2-7b-hf" in block
-            assert "--lora-r 64" in block and "--lora-alpha 16" in block and "--load-in-4bit true" in block
-            assert "--batch-size 32" in block
             assert "gpu=1" in block, block
-            assert "--n-layer" not in block  # from-scratch sizes do not apply
-        text_sm = [b for b in trains if "wildcards: task=text, method=sm" in b]
-        assert text_sm and all(x in text_sm[0] for x in ("--steps 5000", "--bc-warmup-steps 1000", "--alpha 0.01",
-                                                          "--gamma 0.998", "--eta 0.001", "--max-len 1024"))
+        for cfg_ in configs.values():
+            assert cfg_["model"]["name_or_path"] == "meta-llama/Llama-2-7b-hf"
+            assert cfg_["model"]["lora_r"] == 64 and cfg_["model"]["lora_alpha"] == 16
+            assert cfg_["model"]["load_in_4bit"] is True and cfg_["train"]["batch_size"] == 32
+            assert "n_layer" not in cfg_["model"]  # from-scratch sizes do not apply
+        text_sm = [c["train"] for d, c in configs.items() if d.startswith("resources/runs/text/sm-")]
+        assert text_sm and all(text_sm[0][k] == v for k, v in dict(
+            steps=5000, bc_warmup_steps=1000, alpha=0.01, gamma=0.998, eta=0.001, max_len=1024).items())
         assert "HF_HUB_OFFLINE" not in out
     else:
         assert stats.get("bpe_tokenizer") == 5 and "pretrained_tokenizer" not in stats
         assert "HF_HUB_OFFLINE=1" in out
     # every SM run starts from the BC run of its task, seed, noise and eta, which is in the DAG
-    trains = jobs_of(out, "train")
-    outputs = {re.search(r"output: (\S+)/summary.json", b).group(1) for b in trains}
     for block in trains:
         w = dict(re.findall(r"(\w+)=([\w.]+)", re.search(r"wildcards: (.*)", block).group(1)))
-        warm = re.search(r"--warm-start (\S+)", block)
+        d = re.search(r"output: (\S+)/summary.json", block).group(1)
+        train = configs[d]["train"]
+        assert (train["method"], train["noise"], train["seed"], train["out_dir"]) == (
+            w["method"], w["noise"], int(w["seed"]), d)
         if w["method"] != "sm":
-            assert warm is None, block
+            assert train["warm_start"] == "", block
             continue
         bc = f"resources/runs/{w['task']}/bc-{w['noise']}-eta{w['eta']}-none/seed{w['seed']}"
-        assert warm and warm.group(1) == bc and bc in outputs, block
+        assert train["warm_start"] == bc and bc in outputs, block
+        assert f"{bc}/summary.json" in re.search(r"input: (.*)", block).group(1), block  # waits for it
     if profile == "smoke":
         # per-task settings of config.yaml (steps, layers) must not leak into the smoke profile
-        for block in jobs_of(out, "train"):
-            steps = int(re.search(r"--steps (\d+)", block).group(1))
-            layers = int(re.search(r"--n-layer (\d+)", block).group(1))
-            assert steps <= 10 and layers == 1, block
+        for cfg_ in configs.values():
+            assert cfg_["train"]["steps"] <= 10 and cfg_["model"]["n_layer"] == 1, cfg_
 
 
 def test_table2_builds_only_text(wf):
@@ -453,7 +470,7 @@ def parse(argv=None):
     p = argparse.ArgumentParser()
     p.add_argument("cmd", nargs="?")
     for o in ("out-dir", "out", "generations", "summary", "model-dir", "test-file", "train-file", "tokenizer",
-              "method", "out-pdf", "out-png", "out-json", "decoding", "task"):
+              "method", "out-pdf", "out-png", "out-json", "decoding", "task", "config"):
         p.add_argument("--" + o)
     p.add_argument("--n", nargs="*")
     p.add_argument("--corpus", nargs="*")
@@ -489,6 +506,8 @@ else:
     "train.py": '''
 from seqmatch._stub import *
 a = parse()
+for k, v in json.load(open(a.config))["train"].items():  # the run config the workflow wrote
+    setattr(a, k, v)
 write(os.path.join(a.out_dir, "model", "config.json"), "{}")
 sm = a.method == "sm"
 write(os.path.join(a.out_dir, "summary.json"), json.dumps({

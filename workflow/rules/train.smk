@@ -1,8 +1,10 @@
 # Training: one rule for every (task, method, noise, eta, divergence, seed). SM runs start with
 # bc_warmup_steps of BC (paper App. E): taken from the BC run of the same seed, noise and eta
 # (its bc_warmup/ snapshot) when the grid has that run, else trained inside the SM run.
-# summary.json is written last by seqmatch.train and marks a finished run; model/ and checkpoint/
-# sit beside it (a retried job resumes from checkpoint/).
+# The job writes the run's config (every TrainConfig/ModelConfig value, named as in config.yaml;
+# seqmatch.runs) to run_config.json and trains from it; a changed value changes the job's params,
+# so the run is retrained. summary.json is written last by seqmatch.train and marks a finished
+# run; model/ and checkpoint/ sit beside it (a retried job resumes from checkpoint/).
 
 
 rule train:
@@ -12,6 +14,7 @@ rule train:
         warm_start=warm_start_input,
     output:
         summary=f"{RUN}/summary.json",
+        config=f"{RUN}/run_config.json",
     log:
         f"{LOGS}/train/{RUN_ID}.log",
     benchmark:
@@ -19,14 +22,13 @@ rule train:
     params:
         env=job_env(),
         launcher=train_launcher,
-        flags=train_flags,
-        out_dir=lambda w, output: os.path.dirname(output.summary),
+        config=run_config_json,
     threads: threads("train")
     resources:
         **res("train"),
     conda:
         "../envs/seqmatch.yaml"
     shell:
+        "printf '%s\\n' {params.config:q} > {output.config} && "
         "OMP_NUM_THREADS={threads} MKL_NUM_THREADS={threads} {params.env} "
-        "{params.launcher} --out-dir {params.out_dir} --train-file {input.train} "
-        "--tokenizer {input.tokenizer} --method {wildcards.method} {params.flags} > {log} 2>&1"
+        "{params.launcher} --config {output.config} > {log} 2>&1"

@@ -1,0 +1,273 @@
+"""Runs: their names, the experiment grid, each run's config, what makes two runs the same run.
+
+Shared by the Snakemake workflow (workflow/rules/common.smk builds a ``Grid`` from the validated
+config) and by ``seqmatch.train`` (run identity, warm-start checks). Torch-free, so the Snakefile
+can import it while it is parsed.
+
+A training run is one directory ``RUN`` named by its grid coordinates (task, method, noise, eta,
+divergence, seed). Its config is a JSON file with two sections, ``train`` (``TrainConfig`` fields)
+and ``model`` (``ModelConfig`` fields), under the same names as config.yaml's ``train:`` and
+``model:`` keys: ``python -m seqmatch.train --config FILE``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+ARITH_TASKS = ("add_or_sub_in_base", "mul", "list_prime_factors")
+TASKS = ARITH_TASKS + ("text", "translation")
+METHODS = ("mle", "bc", "sm", "ulk")
+NOISES = ("none", "random", "ground_truth")
+DIVERGENCES = ("chi2", "chi2_mix", "kl", "js")
+
+RUN_ID = "{task}/{method}-{noise}-eta{eta}-{divergence}/seed{seed}"
+RUN = "resources/runs/" + RUN_ID
+
+# TrainConfig fields set per run (grid coordinates and file layout), not config.yaml train keys;
+# and train keys of config.yaml that are the workflow's, not TrainConfig's
+RUN_FIELDS = ("method", "train_file", "tokenizer", "out_dir", "seed", "noise", "eta", "warm_start")
+WORKFLOW_ONLY = ("num_processes",)
+# ModelConfig fields that only apply to a model built from scratch
+FROM_SCRATCH_FIELDS = ("arch", "n_layer", "n_head", "d_model", "d_ff", "max_position_embeddings")
+
+# ------------------------------------------------------------------------------ run identity
+
+# TrainConfig fields that do not change what is trained (where it is written, how often it logs)
+NOT_IDENTITY = ("out_dir", "checkpoint_every", "log_every", "max_nonfinite", "warm_start")
+# what an SM run shares with the BC run it warm-starts from: its first bc_warmup_steps are then
+# exactly that BC run's (beta = 1, no replay rows), besides the model, the data and the process count
+WARM_START_KEYS = ("seed", "steps", "batch_size", "grad_accum", "lr", "weight_decay", "warmup_steps",
+                   "max_grad_norm", "mixed_precision", "max_len", "mask_prompt", "noise", "eta",
+                   "bc_warmup_steps", "tokenizer")
+
+
+def identity(train: dict, model: dict, train_file_sha256: str | None, num_processes: int) -> dict:
+    """What makes two runs the same run: the TrainConfig fields that shape the result, the model
+    config, the training data's content and the process count. A checkpoint resumes only its own
+    run; an SM run warm-starts only from its own BC run's snapshot."""
+    return {"train": {k: v for k, v in train.items() if k not in NOT_IDENTITY}, "model": dict(model),
+            "train_file_sha256": train_file_sha256, "num_processes": int(num_processes)}
+
+
+def identity_diff(saved: dict, now: dict, train_keys, vs: str) -> list[str]:
+    """'part.key: saved<vs>now' for every compared field that differs ([] if none); a field the
+    saved identity lacks differs (its value shows as None)."""
+    diff = [f"train.{k}: {saved['train'].get(k)!r}{vs}{now['train'][k]!r}"
+            for k in train_keys if saved["train"].get(k) != now["train"][k]]
+    diff += [f"model.{k}: {saved['model'].get(k)!r}{vs}{v!r}"
+             for k, v in now["model"].items() if saved["model"].get(k) != v]
+    if saved["train_file_sha256"] != now["train_file_sha256"]:
+        diff.append("the training data differ")
+    if saved.get("num_processes") != now["num_processes"]:
+        diff.append(f"num_processes: {saved.get('num_processes')}{vs}{now['num_processes']}")
+    return diff
+
+
+def warm_startable(train: dict) -> bool:
+    """An SM run can start from a BC run's warm-up snapshot: BC runs write it at step
+    bc_warmup_steps whenever 0 < bc_warmup_steps < steps."""
+    return train.get("method", "sm") == "sm" and 0 < int(train["bc_warmup_steps"]) < int(train["steps"])
+
+
+# ------------------------------------------------------------------------------ the grid
+
+
+def fmt_eta(eta) -> str:
+    """0.0 -> '0', 0.02 -> '0.02', 1e-4 -> '0.0001' (no exponent: eta is part of a path)."""
+    return np.format_float_positional(float(eta), trim="-")
+
+
+def _unique(items):
+    return list(dict.fromkeys(items))
+
+
+# Table 2 rows: (paper's row name, method, decoding)
+TABLE2_ROWS = (
+    ("MLE", "mle", "sample"),
+    ("MLE + C.S.", "mle", "contrastive"),
+    ("MLE + ULK", "ulk", "sample"),
+    ("MLE + <bkspc>", "bc", "sample"),
+    ("SequenceMatch", "sm", "sample"),
+)
+# the task of each artifact whose runs share one task
+ACCURACY_TABLE_TASKS = {"table5": "translation", "table6": "mul", "table7": "list_prime_factors"}
+
+
+class Grid:
+    """The runs each artifact needs, from a validated workflow config (config.yaml + profile)."""
+
+    def __init__(self, config: dict):
+        self.config = config
+        self.exp = config["experiments"]
+
+    # ---- per-task settings
+    def task_train(self, task: str) -> dict:
+        """TrainConfig values of a task: config train, then tasks.<task>.train on top."""
+        merged = {**self.config["train"], **self.config["tasks"][task].get("train", {})}
+        for key in WORKFLOW_ONLY:
+            merged.pop(key, None)
+        return merged
+
+    def num_processes(self, task: str) -> int:
+        return int({**self.config["train"], **self.config["tasks"][task].get("train", {})}.get("num_processes", 1))
+
+    def task_model(self, task: str) -> dict:
+        """ModelConfig values of a task: config model, then tasks.<task>.model on top; the
+        from-scratch sizes are dropped when a pretrained model is named (they do not apply)."""
+        merged = {**self.config["model"], **self.config["tasks"][task].get("model", {})}
+        if merged.get("name_or_path"):
+            for key in FROM_SCRATCH_FIELDS:
+                merged.pop(key, None)
+        return merged
+
+    def data_dir(self, task: str) -> str:
+        return f"resources/data/{task}"
+
+    def tokenizer_dir(self, task: str) -> str:
+        """Offline profiles train a BPE tokenizer per task; a pretrained tokenizer is shared."""
+        if self.config["tokenizer"]["name_or_path"]:
+            return "resources/tokenizers/pretrained"
+        return f"resources/tokenizers/{task}"
+
+    # ---- run names
+    def canonical(self, task, method, seed, noise="none", eta=0.0, divergence=None) -> dict:
+        """The canonical coordinates of a run: MLE/ULK carry no noise; eta 0 and noise 'none' are
+        the same run; only SM has a divergence. Equal runs share one directory (trained once)."""
+        if method in ("mle", "ulk") or float(eta) == 0.0 or noise == "none":
+            noise, eta = "none", 0.0
+        if method == "sm":
+            divergence = divergence or self.task_train(task).get("divergence", "chi2_mix")
+        else:
+            divergence = "none"
+        return dict(task=task, method=method, noise=noise, eta=fmt_eta(eta), divergence=divergence,
+                    seed=int(seed))
+
+    def run_dir(self, task, method, seed, noise="none", eta=0.0, divergence=None) -> str:
+        return RUN.format(**self.canonical(task, method, seed, noise, eta, divergence))
+
+    # ---- the runs behind each artifact
+    def figure3_runs(self) -> list[dict]:
+        """One entry per (panel, method, eta, seed): MLE is repeated in both panels at eta 0."""
+        exp, task = self.exp["figure3"], "add_or_sub_in_base"
+        runs = []
+        for panel in exp["noise_types"]:
+            for seed in exp["seeds"]:
+                runs.append(dict(noise_type=panel, method="mle", eta=0.0, seed=seed,
+                                 dir=self.run_dir(task, "mle", seed)))
+                runs += [dict(noise_type=panel, method=method, eta=float(eta), seed=seed,
+                              dir=self.run_dir(task, method, seed, panel, eta))
+                         for method in ("bc", "sm") for eta in exp["etas"]]
+        return runs
+
+    def table1_candidates(self) -> list[str]:
+        """Table 1 uses the best SM model of Figure 3 (by test accuracy; ties: first)."""
+        return _unique(r["dir"] for r in self.figure3_runs() if r["method"] == "sm")
+
+    def table1_recovery_runs(self) -> list[dict]:
+        """Every distinct training run of Figure 3, once (MLE is in both panels there; here it is
+        one row with noise 'none'): the runs whose mistake recovery Table 1 compares."""
+        runs = {}
+        for r in self.figure3_runs():
+            noise = "none" if r["method"] == "mle" or r["eta"] == 0.0 else r["noise_type"]
+            runs.setdefault(r["dir"], dict(r, noise_type=noise))
+        return list(runs.values())
+
+    def accuracy_table_runs(self, name: str) -> list[dict]:
+        """Tables 5-7: methods MLE/BC/SM x etas x seeds (MLE: one run per seed for every eta)."""
+        exp, task = self.exp[name], ACCURACY_TABLE_TASKS[name]
+        return [dict(method=method, eta=float(eta), seed=seed,
+                     dir=self.run_dir(task, method, seed, exp["noise"], eta))
+                for method in ("mle", "bc", "sm") for eta in exp["etas"] for seed in exp["seeds"]]
+
+    def ablation_runs(self) -> list[dict]:
+        exp = self.exp["ablation_divergence"]
+        return [dict(divergence=div, noise_type=noise, eta=float(exp["eta"]), seed=seed,
+                     dir=self.run_dir("add_or_sub_in_base", "sm", seed, noise, exp["eta"], div))
+                for div in exp["divergences"] for noise in exp["noise_types"] for seed in exp["seeds"]]
+
+    def text_run(self, method: str) -> str:
+        exp = self.exp["table2"]
+        return self.run_dir("text", method, exp["seed"], exp["noise"], exp["eta"])
+
+    def table2_runs(self) -> list[dict]:
+        return [dict(row=row, method=m, decoding=d, eval=f"{self.text_run(m)}/eval_{d}.json")
+                for row, m, d in TABLE2_ROWS]
+
+    def timing_runs(self, name: str) -> list[dict]:
+        """Tables 3 (text) and 4 (arithmetic): the MLE and SM runs whose summary.json is timed."""
+        if name == "table3":
+            return [dict(procedure="MLE", dir=self.text_run("mle")),
+                    dict(procedure="SequenceMatch", dir=self.text_run("sm"))]
+        exp, task = self.exp["table4"], "add_or_sub_in_base"
+        return [dict(procedure="MLE", dir=self.run_dir(task, "mle", exp["seed"])),
+                dict(procedure="SequenceMatch", dir=self.run_dir(task, "sm", exp["seed"], exp["noise"], exp["eta"]))]
+
+    def grid_runs(self) -> set[str]:
+        """Every training run directory the experiment grid names."""
+        dirs = [r["dir"] for r in self.figure3_runs() + self.ablation_runs()]
+        dirs += [r["dir"] for name in ACCURACY_TABLE_TASKS for r in self.accuracy_table_runs(name)]
+        dirs += [r["dir"] for name in ("table3", "table4") for r in self.timing_runs(name)]
+        dirs += [self.text_run(m) for _, m, _ in TABLE2_ROWS]
+        return set(dirs)
+
+    # ---- one run's config
+    def warm_start_dir(self, task, method, seed, noise, eta) -> str | None:
+        """The BC run an SM run starts from (TrainConfig.warm_start): only when that BC run is in
+        the grid anyway (else training the warm-up in the SM run is cheaper than a whole BC run)
+        and the SM run can warm-start at all (``warm_startable``); None otherwise."""
+        if method != "sm" or not warm_startable(self.task_train(task)):
+            return None
+        bc = self.run_dir(task, "bc", seed, noise, eta)
+        return bc if bc in self.grid_runs() else None
+
+    def run_config(self, task, method, noise, eta, divergence, seed) -> dict:
+        """The config file of one run (``seqmatch.train --config``) from its canonical coordinates
+        (as in ``RUN``): every TrainConfig and ModelConfig value, named as in config.yaml."""
+        train = self.task_train(task)
+        if divergence == "none":
+            train.pop("divergence", None)  # not an SM run: TrainConfig's default, unused
+        else:
+            train["divergence"] = divergence
+        out_dir = RUN.format(task=task, method=method, noise=noise, eta=fmt_eta(eta), divergence=divergence,
+                             seed=int(seed))
+        train.update(method=method, seed=int(seed), noise=noise, eta=float(eta), out_dir=out_dir,
+                     train_file=f"{self.data_dir(task)}/train.jsonl", tokenizer=self.tokenizer_dir(task),
+                     warm_start=self.warm_start_dir(task, method, seed, noise, eta) or "")
+        return {"train": train, "model": self.task_model(task)}
+
+    # ---- provenance
+    def model_description(self, task: str) -> str:
+        m = self.task_model(task)
+        if m["name_or_path"]:
+            parts = [m["name_or_path"]]
+            if m.get("lora_r", 0):
+                kind = "QLoRA" if m.get("load_in_4bit") else "LoRA"
+                parts.append(f"{kind} r={m['lora_r']} alpha={m['lora_alpha']}")
+            if m.get("load_in_4bit"):
+                parts.append("4-bit")
+            return ", ".join(parts)
+        return (f"{m.get('arch', 'llama')} from scratch ({m.get('n_layer')} layers, "
+                f"d_model {m.get('d_model')}, {m.get('n_head')} heads)")
+
+    def provenance(self, task: str) -> dict:
+        """What produced a result (written into every table row and the scorecard)."""
+        t = self.task_train(task)
+        return dict(profile=self.config["profile_name"], model=self.model_description(task),
+                    steps=int(t["steps"]), batch_size=int(t["batch_size"]))
+
+
+def semantic_errors(config: dict) -> list[str]:
+    """Checks of the workflow config that span several keys (the schema checks each key alone)."""
+    lines = []
+    for task, tcfg in config["tasks"].items():
+        train = {**config["train"], **tcfg.get("train", {})}
+        if train["batch_size"] % train.get("grad_accum", 1):
+            lines.append(f"config key 'tasks.{task}.train.batch_size' = {train['batch_size']}: "
+                         f"must be a multiple of grad_accum = {train['grad_accum']}")
+        if train.get("bc_warmup_steps", 0) >= train["steps"]:
+            lines.append(f"config key 'tasks.{task}.train.bc_warmup_steps' = {train['bc_warmup_steps']}: "
+                         f"must be < steps = {train['steps']} (SM runs would never use the SM loss)")
+    if config["tokenizer"]["name_or_path"] and not config["model"]["name_or_path"]:
+        lines.append("config key 'tokenizer.name_or_path' is set but 'model.name_or_path' is null: "
+                     "a pretrained tokenizer needs the pretrained model it belongs to")
+    return lines

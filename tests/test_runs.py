@@ -1,0 +1,124 @@
+"""seqmatch.runs: run names, the experiment grid, each run's config, run identity (no Snakemake).
+
+Expected values are written out by hand from the small config below.
+"""
+
+import copy
+
+import pytest
+
+from seqmatch import runs
+
+CONFIG = {
+    "profile_name": "test",
+    "tokenizer": {"name_or_path": None},
+    "model": {"name_or_path": None, "arch": "llama", "n_layer": 2, "d_model": 64},
+    "train": {"steps": 100, "batch_size": 8, "bc_warmup_steps": 40, "divergence": "chi2_mix", "num_processes": 1},
+    "tasks": {
+        "add_or_sub_in_base": {"train": {"steps": 200, "mask_prompt": True}, "model": {"n_layer": 4}},
+        "mul": {}, "list_prime_factors": {},
+        "text": {"train": {"bc_warmup_steps": 0}},
+        "translation": {},
+    },
+    "experiments": {
+        "figure3": {"noise_types": ["ground_truth", "random"], "etas": [0.05], "seeds": [0]},
+        "table2": {"noise": "random", "eta": 0.01, "seed": 0},
+        "table4": {"noise": "ground_truth", "eta": 0.05, "seed": 0},
+        "table5": {"noise": "random", "etas": [0.02], "seeds": [0]},
+        "table6": {"noise": "ground_truth", "etas": [0.02], "seeds": [0]},
+        "table7": {"noise": "ground_truth", "etas": [0.02], "seeds": [0]},
+        "ablation_divergence": {"divergences": ["js"], "noise_types": ["random"], "eta": 0.2, "seeds": [1]},
+    },
+}
+ADD = "resources/runs/add_or_sub_in_base"
+
+
+def test_run_names_are_canonical():
+    g = runs.Grid(CONFIG)
+    # MLE carries no noise, eta 0 is the noise-free run, only SM has a divergence
+    assert g.run_dir("add_or_sub_in_base", "mle", 0, "random", 0.2) == f"{ADD}/mle-none-eta0-none/seed0"
+    assert g.run_dir("add_or_sub_in_base", "bc", 1, "random", 0.0) == f"{ADD}/bc-none-eta0-none/seed1"
+    assert g.run_dir("add_or_sub_in_base", "sm", 0, "random", 1e-4) == f"{ADD}/sm-random-eta0.0001-chi2_mix/seed0"
+    assert g.run_dir("add_or_sub_in_base", "sm", 0, "random", 0.2, "js") == f"{ADD}/sm-random-eta0.2-js/seed0"
+
+
+def test_grid_lists_each_artifacts_runs():
+    g = runs.Grid(CONFIG)
+    fig3 = g.figure3_runs()
+    # per panel: MLE + BC + SM at one eta and one seed; MLE is the same directory in both panels
+    assert [(r["noise_type"], r["method"]) for r in fig3] == [
+        ("ground_truth", "mle"), ("ground_truth", "bc"), ("ground_truth", "sm"),
+        ("random", "mle"), ("random", "bc"), ("random", "sm")]
+    assert fig3[0]["dir"] == fig3[3]["dir"] == f"{ADD}/mle-none-eta0-none/seed0"
+    assert len(g.table1_recovery_runs()) == 5 and g.table1_recovery_runs()[0]["noise_type"] == "none"
+    assert g.text_run("sm") == "resources/runs/text/sm-random-eta0.01-chi2_mix/seed0"
+    assert [r["dir"] for r in g.ablation_runs()] == [f"{ADD}/sm-random-eta0.2-js/seed1"]
+    # every distinct run: 5 of Figure 3, 1 ablation, 3 x 3 of Tables 5-7, 4 text runs (MLE, ULK,
+    # BC, SM; C.S. decodes MLE's model); Table 4's runs are Figure 3's
+    assert len(g.grid_runs()) == 5 + 1 + 9 + 4
+
+
+def test_run_config_carries_every_value_under_its_config_name():
+    g = runs.Grid(CONFIG)
+    cfg = g.run_config("add_or_sub_in_base", "sm", "ground_truth", "0.05", "chi2_mix", "0")
+    t, m = cfg["train"], cfg["model"]
+    assert t["steps"] == 200 and t["batch_size"] == 8 and t["mask_prompt"] is True  # task over global
+    assert (t["method"], t["noise"], t["eta"], t["seed"], t["divergence"]) == ("sm", "ground_truth", 0.05, 0, "chi2_mix")
+    assert t["out_dir"] == f"{ADD}/sm-ground_truth-eta0.05-chi2_mix/seed0"
+    assert t["train_file"] == "resources/data/add_or_sub_in_base/train.jsonl"
+    assert t["tokenizer"] == "resources/tokenizers/add_or_sub_in_base"
+    assert "num_processes" not in t  # the workflow's key (accelerate launch), not TrainConfig's
+    assert m == {"name_or_path": None, "arch": "llama", "n_layer": 4, "d_model": 64}
+    # the BC run of the same seed, noise and eta is in the grid: the SM run warm-starts from it
+    assert t["warm_start"] == f"{ADD}/bc-ground_truth-eta0.05-none/seed0"
+    # not an SM run: no divergence, no warm start
+    bc = g.run_config("add_or_sub_in_base", "bc", "ground_truth", "0.05", "none", "0")["train"]
+    assert "divergence" not in bc and bc["warm_start"] == ""
+
+
+def test_warm_start_only_from_a_bc_run_in_the_grid():
+    g = runs.Grid(CONFIG)
+    # the ablation's SM run (random, eta 0.2, seed 1) has no BC run in the grid: it trains its own warm-up
+    assert g.warm_start_dir("add_or_sub_in_base", "sm", 1, "random", 0.2) is None
+    # text: bc_warmup_steps 0, nothing to start from
+    assert g.warm_start_dir("text", "sm", 0, "random", 0.01) is None
+    cfg = copy.deepcopy(CONFIG)
+    cfg["tasks"]["add_or_sub_in_base"]["train"]["bc_warmup_steps"] = 200  # = steps: no snapshot
+    assert runs.Grid(cfg).warm_start_dir("add_or_sub_in_base", "sm", 0, "ground_truth", 0.05) is None
+    assert runs.warm_startable({"method": "sm", "bc_warmup_steps": 1, "steps": 2})
+    assert not runs.warm_startable({"method": "sm", "bc_warmup_steps": 0, "steps": 2})
+
+
+def test_pretrained_model_drops_from_scratch_sizes_and_shares_a_tokenizer():
+    cfg = copy.deepcopy(CONFIG)
+    cfg["model"]["name_or_path"] = "meta-llama/Llama-2-7b-hf"
+    cfg["tokenizer"]["name_or_path"] = "meta-llama/Llama-2-7b-hf"
+    g = runs.Grid(cfg)
+    assert g.task_model("add_or_sub_in_base") == {"name_or_path": "meta-llama/Llama-2-7b-hf"}
+    assert g.tokenizer_dir("mul") == "resources/tokenizers/pretrained"
+    assert g.model_description("mul") == "meta-llama/Llama-2-7b-hf"
+
+
+def test_identity_and_its_diff():
+    a = runs.identity({"lr": 1e-3, "out_dir": "x", "log_every": 1, "seed": 0}, {"d_ff": 128}, "abc", 1)
+    assert a == {"train": {"lr": 1e-3, "seed": 0}, "model": {"d_ff": 128}, "train_file_sha256": "abc",
+                 "num_processes": 1}
+    b = runs.identity({"lr": 2e-3, "out_dir": "y", "log_every": 5, "seed": 0}, {"d_ff": 256}, "abd", 2)
+    assert runs.identity_diff(a, b, ["lr", "seed"], " -> ") == [
+        "train.lr: 0.001 -> 0.002", "model.d_ff: 128 -> 256", "the training data differ", "num_processes: 1 -> 2"]
+    assert runs.identity_diff(a, a, ["lr", "seed"], " -> ") == []
+
+
+@pytest.mark.parametrize("change, message", [
+    (("train", "batch_size", 7), "tasks.add_or_sub_in_base.train.batch_size' = 7: must be a multiple of grad_accum"),
+    (("train", "bc_warmup_steps", 200), "bc_warmup_steps' = 200: must be < steps = 200"),
+])
+def test_semantic_errors_name_the_key(change, message):
+    cfg = copy.deepcopy(CONFIG)
+    cfg["train"]["grad_accum"] = 2
+    cfg["train"]["batch_size"] = 8
+    section, key, value = change
+    cfg["tasks"]["add_or_sub_in_base"][section][key] = value
+    errors = runs.semantic_errors(cfg)
+    assert len(errors) == 1 and message in errors[0], errors
+    assert runs.semantic_errors(CONFIG) == []
