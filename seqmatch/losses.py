@@ -50,8 +50,8 @@ import torch
 import torch.nn.functional as F
 
 from seqmatch.actions import IGNORE_INDEX
+from seqmatch.runs import DIVERGENCES  # the names, shared with the workflow; φ of each below
 
-DIVERGENCES = ("chi2", "chi2_mix", "kl", "js")
 DEFAULT_LOGIT_BOUND = 50.0
 JS_DELTA = 0.01  # App. G.1: linear continuation of the JS φ below −log 2 + δ
 
@@ -91,6 +91,7 @@ def phi_js(x: torch.Tensor) -> torch.Tensor:
 
 
 _PHI = {"chi2": phi_chi2, "chi2_mix": phi_chi2, "kl": phi_kl, "js": phi_js}
+assert tuple(_PHI) == DIVERGENCES, "seqmatch.runs.DIVERGENCES and the φ table must name the same divergences"
 
 
 def phi(x: torch.Tensor, divergence: str) -> torch.Tensor:

@@ -41,10 +41,8 @@ import torch
 from seqmatch import checkpoint
 from seqmatch.actions import actions_to_inputs, collate, truncate_actions
 from seqmatch.noise import add_backspace_noise, digit_noise_ids, random_noise_ids
-
-METHODS = ("mle", "bc", "sm", "ulk")
-NOISE_TYPES = ("none", "random", "ground_truth")
-DIVERGENCES = ("chi2", "chi2_mix", "kl", "js")
+from seqmatch.runs import DIVERGENCES, METHODS  # the names, in one place (the workflow uses them too)
+from seqmatch.runs import NOISES as NOISE_TYPES
 
 
 def _field(default, help_text: str):

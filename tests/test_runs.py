@@ -122,3 +122,18 @@ def test_semantic_errors_name_the_key(change, message):
     errors = runs.semantic_errors(cfg)
     assert len(errors) == 1 and message in errors[0], errors
     assert runs.semantic_errors(CONFIG) == []
+
+
+def test_names_agree_with_the_schema_and_the_loss():
+    """A divergence or noise type is named once in seqmatch.runs; the workflow schema's enums and
+    the loss's φ table must list the same names (adding one: losses φ, runs, schema)."""
+    from pathlib import Path
+
+    import yaml
+
+    from seqmatch import losses
+
+    defs = yaml.safe_load((Path(__file__).parents[1] / "workflow/schemas/config.schema.yaml").read_text())["$defs"]
+    assert tuple(defs["divergence"]["enum"]) == runs.DIVERGENCES == losses.DIVERGENCES
+    assert set(defs["noise_type"]["enum"]) == set(runs.NOISES) - {"none"}
+    assert set(losses._PHI) == set(runs.DIVERGENCES)
