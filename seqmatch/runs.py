@@ -1,4 +1,5 @@
-"""Runs: their names, the experiment grid, each run's config, what makes two runs the same run.
+"""Runs: their names, the experiment grid, each run's config, what makes two runs the same run,
+and the checks of the workflow config that name the offending key.
 
 Shared by the Snakemake workflow (workflow/rules/common.smk builds a ``Grid`` from the validated
 config) and by ``seqmatch.train`` (run identity, warm-start checks). Torch-free, so the Snakefile
@@ -271,3 +272,34 @@ def semantic_errors(config: dict) -> list[str]:
         lines.append("config key 'tokenizer.name_or_path' is set but 'model.name_or_path' is null: "
                      "a pretrained tokenizer needs the pretrained model it belongs to")
     return lines
+
+
+def _keypath(parts) -> str:
+    return ".".join(str(p) for p in parts) or "<top level>"
+
+
+def _describe_error(err) -> list[str]:
+    """One line per offending key: 'config key train.gamma = 1.0: ...'."""
+    key = _keypath(err.absolute_path)
+    desc = err.schema.get("description", "") if isinstance(err.schema, dict) else ""
+    names = [str(p) for p in err.absolute_path if not isinstance(p, int)]
+    hint = f"  [{names[-1] if names else 'config'}: {desc.strip()}]" if desc else ""
+    if err.validator == "additionalProperties":
+        allowed = sorted(err.schema.get("properties", {}))
+        return [f"unknown config key '{_keypath(list(err.absolute_path) + [k])}' "
+                f"(allowed under '{key}': {', '.join(allowed)})" for k in err.instance if k not in allowed]
+    if err.validator == "required":
+        return [f"missing config key '{_keypath(list(err.absolute_path) + [k])}'"
+                for k in err.validator_value if k not in err.instance]
+    if err.validator in ("anyOf", "oneOf") and err.context:
+        inner = min(err.context, key=lambda e: len(list(e.absolute_path)))
+        return [f"config key '{key}' = {err.instance!r}: {inner.message}{hint}"]
+    return [f"config key '{key}' = {err.instance!r}: {err.message}{hint}"]
+
+
+def schema_errors(config: dict, schema: dict) -> list[str]:
+    """Every violation of the workflow schema as a readable line naming the key ([] if valid)."""
+    from jsonschema import Draft202012Validator
+
+    errors = sorted(Draft202012Validator(schema).iter_errors(config), key=lambda e: [str(p) for p in e.absolute_path])
+    return [line for err in errors for line in _describe_error(err)]

@@ -137,3 +137,22 @@ def test_names_agree_with_the_schema_and_the_loss():
     assert tuple(defs["divergence"]["enum"]) == runs.DIVERGENCES == losses.DIVERGENCES
     assert set(defs["noise_type"]["enum"]) == set(runs.NOISES) - {"none"}
     assert set(losses._PHI) == set(runs.DIVERGENCES)
+
+
+def test_schema_errors_name_each_bad_key():
+    from pathlib import Path
+
+    import yaml
+
+    root = Path(__file__).parents[1]
+    schema = yaml.safe_load((root / "workflow/schemas/config.schema.yaml").read_text())
+    cfg = yaml.safe_load((root / "config.yaml").read_text())
+    assert runs.schema_errors(cfg, schema) == []
+    cfg["train"]["gamma"] = "high"
+    cfg["train"]["stepz"] = 3
+    del cfg["experiments"]["table1"]["n_recovery"]
+    errors = runs.schema_errors(cfg, schema)
+    assert len(errors) == 3, errors
+    assert any(e.startswith("config key 'train.gamma' = 'high'") for e in errors)
+    assert any(e.startswith("unknown config key 'train.stepz' (allowed under 'train':") for e in errors)
+    assert "missing config key 'experiments.table1.n_recovery'" in errors

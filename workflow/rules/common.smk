@@ -17,56 +17,14 @@ from seqmatch import runs
 SCHEMA_PATH = os.path.join(workflow.basedir, "workflow", "schemas", "config.schema.yaml")
 
 
-def _keypath(parts):
-    return ".".join(str(p) for p in parts) or "<top level>"
-
-
-def _describe_error(err):
-    """One line per offending key: 'config key train.gamma = 1.0: ...'."""
-    key = _keypath(err.absolute_path)
-    desc = err.schema.get("description", "") if isinstance(err.schema, dict) else ""
-    names = [str(p) for p in err.absolute_path if not isinstance(p, int)]
-    hint = f"  [{names[-1] if names else 'config'}: {desc.strip()}]" if desc else ""
-    if err.validator == "additionalProperties":
-        allowed = sorted(err.schema.get("properties", {}))
-        unknown = [k for k in err.instance if k not in allowed]
-        return [
-            f"unknown config key '{_keypath(list(err.absolute_path) + [k])}' "
-            f"(allowed under '{key}': {', '.join(allowed)})"
-            for k in unknown
-        ]
-    if err.validator == "required":
-        missing = [k for k in err.validator_value if k not in err.instance]
-        return [f"missing config key '{_keypath(list(err.absolute_path) + [k])}'" for k in missing]
-    if err.validator in ("anyOf", "oneOf") and err.context:
-        inner = min(err.context, key=lambda e: len(list(e.absolute_path)))
-        return [f"config key '{key}' = {err.instance!r}: {inner.message}{hint}"]
-    return [f"config key '{key}' = {err.instance!r}: {err.message}{hint}"]
-
-
-def config_errors(cfg):
-    """Every schema violation of cfg as a readable line naming the key (empty if valid)."""
-    from jsonschema import Draft202012Validator
-
-    with open(SCHEMA_PATH) as f:
-        schema = yaml.safe_load(f)
-    errors = sorted(
-        Draft202012Validator(schema).iter_errors(cfg),
-        key=lambda e: [str(p) for p in e.absolute_path],
-    )
-    lines = []
-    for err in errors:
-        lines.extend(_describe_error(err))
-    return lines
-
-
 def validate_config(cfg):
     """Validate against the schema (snakemake.utils.validate); on failure raise one error that
     names every bad key. Runs while the Snakefile is parsed, i.e. before any job."""
     try:
         validate(cfg, schema="../schemas/config.schema.yaml")
     except Exception as exc:  # WorkflowError wrapping a jsonschema.ValidationError
-        lines = config_errors(cfg) or [str(exc)]
+        with open(SCHEMA_PATH) as f:
+            lines = runs.schema_errors(cfg, yaml.safe_load(f)) or [str(exc)]
         raise WorkflowError(
             "Invalid configuration (checked against workflow/schemas/config.schema.yaml; "
             "nothing was run):\n  - " + "\n  - ".join(lines)
