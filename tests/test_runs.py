@@ -133,10 +133,14 @@ def test_names_agree_with_the_schema_and_the_loss():
 
     from seqmatch import losses
 
-    defs = yaml.safe_load((Path(__file__).parents[1] / "workflow/schemas/config.schema.yaml").read_text())["$defs"]
+    schema = yaml.safe_load((Path(__file__).parents[1] / "workflow/schemas/config.schema.yaml").read_text())
+    defs = schema["$defs"]
     assert tuple(defs["divergence"]["enum"]) == runs.DIVERGENCES == losses.DIVERGENCES
     assert set(defs["noise_type"]["enum"]) == set(runs.NOISES) - {"none"}
     assert set(losses._PHI) == set(runs.DIVERGENCES)
+    from seqmatch.data import ARITHMETIC_TASKS
+    assert tuple(ARITHMETIC_TASKS) == runs.ARITH_TASKS
+    assert set(schema["properties"]["tasks"]["properties"]) == set(runs.TASKS)
 
 
 def test_schema_errors_name_each_bad_key():
