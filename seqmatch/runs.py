@@ -100,17 +100,22 @@ class Grid:
     def __init__(self, config: dict):
         self.config = config
         self.exp = config["experiments"]
+        self._grid_runs: frozenset[str] | None = None
 
     # ---- per-task settings
+    def _train_keys(self, task: str) -> dict:
+        """config train, then tasks.<task>.train on top (workflow-only keys included)."""
+        return {**self.config["train"], **self.config["tasks"][task].get("train", {})}
+
     def task_train(self, task: str) -> dict:
         """TrainConfig values of a task: config train, then tasks.<task>.train on top."""
-        merged = {**self.config["train"], **self.config["tasks"][task].get("train", {})}
+        merged = self._train_keys(task)
         for key in WORKFLOW_ONLY:
             merged.pop(key, None)
         return merged
 
     def num_processes(self, task: str) -> int:
-        return int({**self.config["train"], **self.config["tasks"][task].get("train", {})}.get("num_processes", 1))
+        return int(self._train_keys(task).get("num_processes", 1))
 
     def task_model(self, task: str) -> dict:
         """ModelConfig values of a task: config model, then tasks.<task>.model on top; the
@@ -203,13 +208,16 @@ class Grid:
         return [dict(procedure="MLE", dir=self.run_dir(task, "mle", exp["seed"])),
                 dict(procedure="SequenceMatch", dir=self.run_dir(task, "sm", exp["seed"], exp["noise"], exp["eta"]))]
 
-    def grid_runs(self) -> set[str]:
-        """Every training run directory the experiment grid names."""
-        dirs = [r["dir"] for r in self.figure3_runs() + self.ablation_runs()]
-        dirs += [r["dir"] for name in ACCURACY_TABLE_TASKS for r in self.accuracy_table_runs(name)]
-        dirs += [r["dir"] for name in ("table3", "table4") for r in self.timing_runs(name)]
-        dirs += [self.text_run(m) for _, m, _ in TABLE2_ROWS]
-        return set(dirs)
+    def grid_runs(self) -> frozenset[str]:
+        """Every training run directory the experiment grid names (computed once: every SM job's
+        warm-start check asks for it, and the config does not change)."""
+        if self._grid_runs is None:
+            dirs = [r["dir"] for r in self.figure3_runs() + self.ablation_runs()]
+            dirs += [r["dir"] for name in ACCURACY_TABLE_TASKS for r in self.accuracy_table_runs(name)]
+            dirs += [r["dir"] for name in ("table3", "table4") for r in self.timing_runs(name)]
+            dirs += [self.text_run(m) for _, m, _ in TABLE2_ROWS]
+            self._grid_runs = frozenset(dirs)
+        return self._grid_runs
 
     # ---- one run's config
     def warm_start_dir(self, task, method, seed, noise, eta) -> str | None:
