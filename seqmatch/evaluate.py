@@ -8,10 +8,15 @@ Subcommands (the Snakemake rules of ``workflow/rules/evaluate.smk`` call them)::
         [--decoding sample|contrastive --contrastive-k 5 --penalty-alpha 0.6] --prompt-tokens P --new-tokens G \
         --n-samples N --draws 2 --featurizer minilm|gpt2-large|PATH --seed S [--heldout-ppl-rows N]
     python -m seqmatch.evaluate translation --model-dir DIR --test-file F --out OUT.json [--n-eval N]
-    python -m seqmatch.evaluate mistakes --model-dir DIR --test-file F --out OUT.csv --n 4 --seed S \
-        [--summary OUT.json]
-    python -m seqmatch.evaluate text-mistakes --model-dir DIR --test-file F --out OUT.csv --n 3 \
+    python -m seqmatch.evaluate mistakes --model-dir DIR --test-file F --out OUT.csv --n-examples 4 \
+        --seed S [--summary OUT.json]
+    python -m seqmatch.evaluate text-mistakes --model-dir DIR --test-file F --out OUT.csv --n-examples 3 \
         --prompt-tokens P --new-tokens G
+    python -m seqmatch.evaluate arithmetic --config FILE    # any option's value from a JSON/YAML file
+
+``--config FILE`` holds option values under their names with ``_`` (those of config.yaml's
+``tasks.<task>.eval``; ``seqmatch.options``); flags given as well override it. The workflow writes one
+per job.
 
 Conventions shared by every subcommand:
 
@@ -74,6 +79,7 @@ from typing import Sequence
 
 import numpy as np
 
+from seqmatch.options import add_config_option, parse_args
 from seqmatch.io import read_jsonl, to_json, write_csv, write_json, write_jsonl
 
 # ---------------------------------------------------------------------------------------------
@@ -302,8 +308,8 @@ def cmd_arithmetic(args) -> dict:
     from seqmatch.metrics import arithmetic_accuracy, bkspc_rate
 
     rows = read_jsonl(args.test_file)
-    if args.n is not None:
-        rows = rows[: args.n]
+    if args.n_eval is not None:
+        rows = rows[: args.n_eval]
     model, tok = load(args.model_dir, args.device)
     ids = ids_of(model, tok)
     prompts = [encode(tok, r["prompt"]) for r in rows]
@@ -392,7 +398,7 @@ def cmd_text(args) -> dict:
         if args.decoding == "contrastive":
             from seqmatch.sampling import contrastive_search
 
-            out = contrastive_search(model, prompts, k=args.k, penalty_alpha=args.penalty_alpha,
+            out = contrastive_search(model, prompts, k=args.contrastive_k, penalty_alpha=args.penalty_alpha,
                                      max_new_tokens=effective_max_new_tokens(model, prompts, G),
                                      eos_id=ids["eos_id"], bos_id=ids["bos_id"], batch_size=args.batch_size)
         else:
@@ -460,7 +466,7 @@ def cmd_text(args) -> dict:
         "prompt_tokens": P,
         "new_tokens": G,
         "sampling": (sampling_settings(args, G) if args.decoding == "sample"
-                     else {"k": args.k, "penalty_alpha": args.penalty_alpha, "max_new_tokens": G}),
+                     else {"contrastive_k": args.contrastive_k, "penalty_alpha": args.penalty_alpha, "max_new_tokens": G}),
         **_common(args.model_dir, args.test_file, rows),
         "per_draw": per_draw,
         "example": example,
@@ -473,8 +479,8 @@ def cmd_translation(args) -> dict:
     from seqmatch.metrics import bkspc_rate, bleu
 
     rows = read_jsonl(args.test_file)
-    if args.n is not None:
-        rows = rows[: args.n]
+    if args.n_eval is not None:
+        rows = rows[: args.n_eval]
     model, tok = load(args.model_dir, args.device)
     ids = ids_of(model, tok)
     prompts = [encode(tok, r["prompt"]) for r in rows]
@@ -537,7 +543,7 @@ def recovery_summary(final_texts: Sequence[str], answers: Sequence[str], actions
 
 
 def cmd_mistakes(args) -> list[dict]:
-    rows = read_jsonl(args.test_file)[: args.n]
+    rows = read_jsonl(args.test_file)[: args.n_examples]
     model, tok = load(args.model_dir, args.device)
     ids = ids_of(model, tok)
     rng = np.random.default_rng(args.seed)
@@ -574,7 +580,7 @@ def cmd_text_mistakes(args) -> list[dict]:
     rows = read_jsonl(args.test_file)
     model, tok = load(args.model_dir, args.device)
     ids = ids_of(model, tok)
-    pool = text_pool(rows, tok, prompt_tokens=args.prompt_tokens, new_tokens=0)[: args.n]
+    pool = text_pool(rows, tok, prompt_tokens=args.prompt_tokens, new_tokens=0)[: args.n_examples]
     rng = np.random.default_rng(args.seed)
     cands = ordinary_token_ids(tok, getattr(model, "vocab_size", None))
     prompts = [replace_last_token(it["prompt_ids"], cands, rng)[0] for it in pool]
@@ -599,6 +605,7 @@ def _add_model(p: argparse.ArgumentParser, *, out_help: str) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=32, help="rows per forward pass")
     p.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:1, ...")
+    add_config_option(p)
 
 
 def _add_sampling(p: argparse.ArgumentParser, max_new_tokens: int | None) -> None:
@@ -617,13 +624,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("arithmetic", help="accuracy on arithmetic test questions (Fig. 3, Tables 6-7)")
     _add_model(p, out_help="metrics JSON")
     p.add_argument("--generations", required=True, help="per-row JSONL: actions, final text, correct")
-    p.add_argument("--n-eval", "--n", dest="n", type=int, default=None, help="first N test rows (default all)")
+    p.add_argument("--n-eval", "--n", dest="n_eval", type=int, default=None, help="first N test rows (default all)")
     _add_sampling(p, 64)
 
     p = sub.add_parser("text", help="MAUVE, n-gram entropy, diversity, perplexity (Table 2)")
     _add_model(p, out_help="metrics JSON")
     p.add_argument("--decoding", choices=["sample", "contrastive"], default="sample")
-    p.add_argument("--contrastive-k", "--k", dest="k", type=int, default=5, help="contrastive search: candidates")
+    p.add_argument("--contrastive-k", "--k", dest="contrastive_k", type=int, default=5, help="contrastive search: candidates")
     p.add_argument("--penalty-alpha", type=float, default=0.6, help="contrastive search: degeneration penalty")
     p.add_argument("--prompt-tokens", type=int, default=256, help="paper 256")
     p.add_argument("--new-tokens", type=int, default=256, help="paper 256")
@@ -637,19 +644,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("translation", help="sacrebleu BLEU on en->fr (Table 5)")
     _add_model(p, out_help="metrics JSON")
-    p.add_argument("--n-eval", "--n", dest="n", type=int, default=None, help="first N test rows (default all)")
+    p.add_argument("--n-eval", "--n", dest="n_eval", type=int, default=None, help="first N test rows (default all)")
     _add_sampling(p, 96)
 
     p = sub.add_parser("mistakes", help="Table 1: completions of prompts with a wrong solution start")
     _add_model(p, out_help="CSV")
-    p.add_argument("--n", type=int, default=4, help="first N test questions (paper 4)")
+    p.add_argument("--n-examples", "--n", dest="n_examples", type=int, default=4, help="first N test questions (paper 4)")
     p.add_argument("--summary", default=None,
                    help="also write a JSON: shares of final_state_correct and first_action_bkspc")
     _add_sampling(p, 64)
 
     p = sub.add_parser("text-mistakes", help="Table 8: completions of prompts whose last token is random")
     _add_model(p, out_help="CSV")
-    p.add_argument("--n", type=int, default=3, help="first N held-out texts")
+    p.add_argument("--n-examples", "--n", dest="n_examples", type=int, default=3, help="first N held-out texts")
     p.add_argument("--prompt-tokens", type=int, default=32)
     p.add_argument("--new-tokens", type=int, default=32)
     _add_sampling(p, None)
@@ -666,7 +673,7 @@ COMMANDS = {
 
 
 def main(argv: Sequence[str] | None = None):
-    args = build_parser().parse_args(argv)
+    args = parse_args(build_parser(), argv)
     t0 = time.perf_counter()
     res = COMMANDS[args.command](args)
     summary = {k: v for k, v in res.items() if not isinstance(v, (list, dict))} if isinstance(res, dict) else \

@@ -15,7 +15,11 @@ from __future__ import annotations
 
 import numpy as np
 
-ARITH_TASKS = ("add_or_sub_in_base", "mul", "list_prime_factors")
+from seqmatch.data.arithmetic import ARITHMETIC_TASKS
+
+# every task of the grid; an arithmetic task is an entry of seqmatch.data.arithmetic.ARITHMETIC_TASKS
+# plus a tasks.<name> block of config.yaml
+ARITH_TASKS = tuple(ARITHMETIC_TASKS)
 TASKS = ARITH_TASKS + ("text", "translation")
 METHODS = ("mle", "bc", "sm", "ulk")
 NOISES = ("none", "random", "ground_truth")
@@ -90,8 +94,8 @@ TABLE2_ROWS = (
     ("MLE + <bkspc>", "bc", "sample"),
     ("SequenceMatch", "sm", "sample"),
 )
-# the task of each artifact whose runs share one task
-ACCURACY_TABLE_TASKS = {"table5": "translation", "table6": "mul", "table7": "list_prime_factors"}
+# the metric of an accuracy table (experiments.<name> with a task: Tables 5-7 and any like them)
+ACCURACY_METRICS = {"translation": "bleu", **{task: "accuracy" for task in ARITH_TASKS}}
 
 
 class Grid:
@@ -178,9 +182,15 @@ class Grid:
             runs.setdefault(r["dir"], dict(r, noise_type=noise))
         return list(runs.values())
 
+    def accuracy_tables(self) -> list[str]:
+        """The experiments that are accuracy tables: those naming a task (Tables 5-7 in config.yaml;
+        another block like them is another table, results/<name>.csv)."""
+        return [name for name, exp in self.exp.items() if "task" in exp]
+
     def accuracy_table_runs(self, name: str) -> list[dict]:
-        """Tables 5-7: methods MLE/BC/SM x etas x seeds (MLE: one run per seed for every eta)."""
-        exp, task = self.exp[name], ACCURACY_TABLE_TASKS[name]
+        """An accuracy table: methods MLE/BC/SM x etas x seeds (MLE: one run per seed for every eta)."""
+        exp = self.exp[name]
+        task = exp["task"]
         return [dict(method=method, eta=float(eta), seed=seed,
                      dir=self.run_dir(task, method, seed, exp["noise"], eta))
                 for method in ("mle", "bc", "sm") for eta in exp["etas"] for seed in exp["seeds"]]
@@ -213,7 +223,7 @@ class Grid:
         warm-start check asks for it, and the config does not change)."""
         if self._grid_runs is None:
             dirs = [r["dir"] for r in self.figure3_runs() + self.ablation_runs()]
-            dirs += [r["dir"] for name in ACCURACY_TABLE_TASKS for r in self.accuracy_table_runs(name)]
+            dirs += [r["dir"] for name in self.accuracy_tables() for r in self.accuracy_table_runs(name)]
             dirs += [r["dir"] for name in ("table3", "table4") for r in self.timing_runs(name)]
             dirs += [self.text_run(m) for _, m, _ in TABLE2_ROWS]
             self._grid_runs = frozenset(dirs)
@@ -244,6 +254,27 @@ class Grid:
                      warm_start=self.warm_start_dir(task, method, seed, noise, eta) or "")
         return {"train": train, "model": self.task_model(task)}
 
+    # ---- the config files of the other jobs (seqmatch.options: option names are config.yaml's)
+    def data_config(self, task: str) -> dict:
+        """Options of ``python -m seqmatch.data <data_command(task)>``: tasks.<task>.data (the hub
+        keys only for source hub)."""
+        d = dict(self.config["tasks"][task]["data"])
+        if d.get("source") != "hub":
+            for key in ("hub_id", "hub_config"):
+                d.pop(key, None)
+        if task in ARITH_TASKS:
+            d["task"] = task
+        return d
+
+    @staticmethod
+    def data_command(task: str) -> str:
+        return "arithmetic" if task in ARITH_TASKS else task
+
+    def eval_config(self, task: str, keys=None) -> dict:
+        """Options of ``python -m seqmatch.evaluate``: tasks.<task>.eval (only ``keys``, if given)."""
+        e = dict(self.config["tasks"][task]["eval"])
+        return {k: e[k] for k in keys if k in e} if keys is not None else e
+
     # ---- provenance
     def model_description(self, task: str) -> str:
         m = self.task_model(task)
@@ -266,8 +297,9 @@ class Grid:
 
 
 def semantic_errors(config: dict) -> list[str]:
-    """Checks of the workflow config that span several keys (the schema checks each key alone)."""
-    lines = []
+    """Checks of the workflow config that span several keys or need seqmatch's names (the schema
+    checks each key alone)."""
+    lines = task_name_errors(config)
     for task, tcfg in config["tasks"].items():
         train = {**config["train"], **tcfg.get("train", {})}
         if train["batch_size"] % train.get("grad_accum", 1):
@@ -276,10 +308,32 @@ def semantic_errors(config: dict) -> list[str]:
         if train.get("bc_warmup_steps", 0) >= train["steps"]:
             lines.append(f"config key 'tasks.{task}.train.bc_warmup_steps' = {train['bc_warmup_steps']}: "
                          f"must be < steps = {train['steps']} (SM runs would never use the SM loss)")
+    for key, value in _divergence_keys(config):
+        if value not in DIVERGENCES:
+            lines.append(f"config key '{key}' = {value!r}: expected one of {', '.join(DIVERGENCES)}")
+    for name, exp in config.get("experiments", {}).items():
+        task = exp.get("task") if isinstance(exp, dict) else None
+        if task is not None and task not in ACCURACY_METRICS:
+            lines.append(f"config key 'experiments.{name}.task' = {task!r}: an accuracy table needs one of "
+                         f"{', '.join(ACCURACY_METRICS)}")
+        elif task is not None and task not in config["tasks"]:
+            lines.append(f"config key 'experiments.{name}.task' = {task!r}: no tasks.{task} block")
     if config["tokenizer"]["name_or_path"] and not config["model"]["name_or_path"]:
         lines.append("config key 'tokenizer.name_or_path' is set but 'model.name_or_path' is null: "
                      "a pretrained tokenizer needs the pretrained model it belongs to")
     return lines
+
+
+def _divergence_keys(config: dict):
+    """(key, value) of every divergence the config names (the schema leaves them to this check, so
+    a divergence is added in seqmatch.losses and DIVERGENCES alone)."""
+    if "divergence" in config.get("train", {}):
+        yield "train.divergence", config["train"]["divergence"]
+    for task, tcfg in config.get("tasks", {}).items():
+        if "divergence" in (tcfg.get("train") or {}):
+            yield f"tasks.{task}.train.divergence", tcfg["train"]["divergence"]
+    for i, div in enumerate(config.get("experiments", {}).get("ablation_divergence", {}).get("divergences", [])):
+        yield f"experiments.ablation_divergence.divergences.{i}", div
 
 
 def _keypath(parts) -> str:
@@ -305,9 +359,21 @@ def _describe_error(err) -> list[str]:
     return [f"config key '{key}' = {err.instance!r}: {err.message}{hint}"]
 
 
+def task_name_errors(config: dict) -> list[str]:
+    """A tasks.<name> block that names no task (the schema reads it as an arithmetic task, whose
+    errors would not say that the name is the problem)."""
+    tasks = config.get("tasks") if isinstance(config.get("tasks"), dict) else {}
+    return [f"config key 'tasks.{task}' names no task of seqmatch (expected one of {', '.join(TASKS)}; a "
+            f"new arithmetic task needs an entry in seqmatch.data.arithmetic.ARITHMETIC_TASKS)"
+            for task in tasks if task not in TASKS]
+
+
 def schema_errors(config: dict, schema: dict) -> list[str]:
-    """Every violation of the workflow schema as a readable line naming the key ([] if valid)."""
+    """Every violation of the workflow schema as a readable line naming the key ([] if valid); a
+    misnamed task is reported alone (``task_name_errors``)."""
     from jsonschema import Draft202012Validator
 
+    if task_name_errors(config):
+        return task_name_errors(config)
     errors = sorted(Draft202012Validator(schema).iter_errors(config), key=lambda e: [str(p) for p in e.absolute_path])
     return [line for err in errors for line in _describe_error(err)]

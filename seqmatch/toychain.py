@@ -79,7 +79,8 @@ mean P(<bkspc> | c^k x) over training (panel d).
 CLI::
 
     python -m seqmatch.toychain --out-pdf results/figure1.pdf --out-png results/figure1.png \
-        [--n 10 20 50] [--seed 0] [--empirical-steps 400] [--empirical-n 10] [--out-json F]
+        [--chain-lengths 10 20 50] [--seed 0] [--empirical-steps 400] [--empirical-n 10] [--out-json F]
+    python -m seqmatch.toychain --config FILE    # config.yaml's figure1 keys and the paths (seqmatch.options)
 """
 
 from __future__ import annotations
@@ -93,6 +94,7 @@ from typing import Sequence
 import numpy as np
 
 from seqmatch.io import atomic_savefig, atomic_write_text
+from seqmatch.options import add_config_option, parse_args
 
 # ----------------------------------------------------------------------------------------------
 # exact closed forms (App. B)
@@ -541,7 +543,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--out-pdf", required=True)
     ap.add_argument("--out-png", required=True)
     ap.add_argument("--out-json", default=None, help="the numbers behind the figure")
-    ap.add_argument("--n", type=int, nargs="+", default=[10, 20, 50], help="chain lengths of panels (a), (b)")
+    ap.add_argument("--chain-lengths", "--n", dest="chain_lengths", type=int, nargs="+", default=[10, 20, 50],
+                    help="chain lengths of panels (a), (b)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--empirical-steps", type=int, default=EmpiricalConfig.steps,
                     help="training steps of the tabular policies (0: exact panels only)")
@@ -549,7 +552,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--eps-train", type=float, default=EmpiricalConfig.eps_train)
     ap.add_argument("--eta", type=float, default=EmpiricalConfig.eta)
     ap.add_argument("--eval-rollouts", type=int, default=EmpiricalConfig.eval_rollouts)
-    args = ap.parse_args(argv)
+    add_config_option(ap)  # config.yaml's figure1 section
+    args = parse_args(ap, argv)
 
     emp = None
     if args.empirical_steps > 0:
@@ -566,7 +570,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                   + f" | P(<bkspc>|off) {pb:.3f} | {pr.seconds:.1f}s")
         print(f"{'exact (1-eps)^n':45s} P(stay) " + " ".join(f"{x:.3f}" for x in emp.exact_p_stay)
               + f"  at eps = {emp.eval_eps}")
-    fig = make_figure(args.n, emp)
+    fig = make_figure(args.chain_lengths, emp)
     atomic_savefig(fig, args.out_pdf)
     atomic_savefig(fig, args.out_png)
     if args.out_json:
@@ -580,7 +584,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "chi2_mixture": [float(chi2_mixture(e, n)) for e in eps_grid],
                 "p_stay": [float(p_stay(e, n)) for e in eps_grid],
             }
-            for n in args.n
+            for n in args.chain_lengths
         }
         payload = {"exact": exact, "empirical": emp.to_dict() if emp else None}
         atomic_write_text(args.out_json, json.dumps(payload, indent=1))

@@ -24,9 +24,9 @@ CONFIG = {
         "figure3": {"noise_types": ["ground_truth", "random"], "etas": [0.05], "seeds": [0]},
         "table2": {"noise": "random", "eta": 0.01, "seed": 0},
         "table4": {"noise": "ground_truth", "eta": 0.05, "seed": 0},
-        "table5": {"noise": "random", "etas": [0.02], "seeds": [0]},
-        "table6": {"noise": "ground_truth", "etas": [0.02], "seeds": [0]},
-        "table7": {"noise": "ground_truth", "etas": [0.02], "seeds": [0]},
+        "table5": {"task": "translation", "noise": "random", "etas": [0.02], "seeds": [0]},
+        "table6": {"task": "mul", "noise": "ground_truth", "etas": [0.02], "seeds": [0]},
+        "table7": {"task": "list_prime_factors", "noise": "ground_truth", "etas": [0.02], "seeds": [0]},
         "ablation_divergence": {"divergences": ["js"], "noise_types": ["random"], "eta": 0.2, "seeds": [1]},
     },
 }
@@ -56,6 +56,29 @@ def test_grid_lists_each_artifacts_runs():
     # every distinct run: 5 of Figure 3, 1 ablation, 3 x 3 of Tables 5-7, 4 text runs (MLE, ULK,
     # BC, SM; C.S. decodes MLE's model); Table 4's runs are Figure 3's
     assert len(g.grid_runs()) == 5 + 1 + 9 + 4
+    # another block with a task is another accuracy table, with its own runs
+    cfg = copy.deepcopy(CONFIG)
+    cfg["experiments"]["table9"] = {"task": "add_or_sub_in_base", "noise": "random", "etas": [0.3], "seeds": [2]}
+    g9 = runs.Grid(cfg)
+    assert g9.accuracy_tables() == ["table5", "table6", "table7", "table9"]
+    assert [r["dir"] for r in g9.accuracy_table_runs("table9")] == [
+        f"{ADD}/mle-none-eta0-none/seed2", f"{ADD}/bc-random-eta0.3-none/seed2", f"{ADD}/sm-random-eta0.3-chi2_mix/seed2"]
+    assert len(g9.grid_runs()) == len(g.grid_runs()) + 3
+
+
+def test_job_configs_carry_config_yaml_values_under_their_names():
+    cfg = copy.deepcopy(CONFIG)
+    cfg["tasks"]["mul"]["data"] = {"source": "generator", "hub_id": "x/y", "n_train": 50, "entropy": [1, 3]}
+    cfg["tasks"]["text"]["data"] = {"source": "hub", "hub_id": "x/y", "hub_config": None}
+    cfg["tasks"]["text"]["eval"] = {"prompt_tokens": 8, "new_tokens": 4, "contrastive_k": 5, "draws": 2}
+    g = runs.Grid(cfg)
+    # the hub id only for source hub; an arithmetic task names itself
+    assert g.data_config("mul") == {"source": "generator", "n_train": 50, "entropy": [1, 3], "task": "mul"}
+    assert g.data_config("text") == {"source": "hub", "hub_id": "x/y", "hub_config": None}
+    assert (g.data_command("mul"), g.data_command("text")) == ("arithmetic", "text")
+    assert g.eval_config("text") == {"prompt_tokens": 8, "new_tokens": 4, "contrastive_k": 5, "draws": 2}
+    assert g.eval_config("text", ["prompt_tokens", "new_tokens", "batch_size"]) == {"prompt_tokens": 8,
+                                                                                   "new_tokens": 4}
 
 
 def test_run_config_carries_every_value_under_its_config_name():
@@ -124,9 +147,27 @@ def test_semantic_errors_name_the_key(change, message):
     assert runs.semantic_errors(CONFIG) == []
 
 
+@pytest.mark.parametrize("change, message", [
+    ({"train": {"divergence": "hellinger"}}, "'train.divergence' = 'hellinger': expected one of chi2, chi2_mix"),
+    ({"experiments": {"ablation_divergence": {"divergences": ["js", "tv"]}}},
+     "'experiments.ablation_divergence.divergences.1' = 'tv'"),
+    ({"tasks": {"sort": {}}}, "'tasks.sort' names no task of seqmatch"),
+    ({"experiments": {"table9": {"task": "text"}}}, "'experiments.table9.task' = 'text': an accuracy table needs"),
+])
+def test_names_are_checked_against_seqmatch(change, message):
+    """Divergence and task names are checked here, not by schema enums: a divergence is added in
+    seqmatch.losses (its φ) and runs.DIVERGENCES alone."""
+    cfg = copy.deepcopy(CONFIG)
+    for section, values in change.items():
+        for key, value in values.items():
+            cfg[section][key] = {**cfg[section].get(key, {}), **value} if isinstance(value, dict) else value
+    errors = runs.semantic_errors(cfg)
+    assert len(errors) == 1 and message in errors[0], errors
+
+
 def test_names_agree_with_the_schema_and_the_loss():
-    """A divergence or noise type is named once in seqmatch.runs; the workflow schema's enums and
-    the loss's φ table must list the same names (adding one: losses φ, runs, schema)."""
+    """A divergence or noise type is named once in seqmatch.runs; the loss's φ table must list the
+    same divergences, the schema the same noise types (adding a divergence: losses φ, runs)."""
     from pathlib import Path
 
     import yaml
@@ -135,12 +176,12 @@ def test_names_agree_with_the_schema_and_the_loss():
 
     schema = yaml.safe_load((Path(__file__).parents[1] / "workflow/schemas/config.schema.yaml").read_text())
     defs = schema["$defs"]
-    assert tuple(defs["divergence"]["enum"]) == runs.DIVERGENCES == losses.DIVERGENCES
+    assert runs.DIVERGENCES == losses.DIVERGENCES and "enum" not in defs["divergence"]
+    assert all(d in defs["divergence"]["description"] for d in runs.DIVERGENCES)  # its help lists them
     assert set(defs["noise_type"]["enum"]) == set(runs.NOISES) - {"none"}
     assert set(losses._PHI) == set(runs.DIVERGENCES)
-    from seqmatch.data import ARITHMETIC_TASKS
-    assert tuple(ARITHMETIC_TASKS) == runs.ARITH_TASKS
     assert set(schema["properties"]["tasks"]["properties"]) == set(runs.TASKS)
+    assert {"text", "translation"} | set(runs.ARITH_TASKS) == set(runs.TASKS)
 
 
 def test_schema_errors_name_each_bad_key():

@@ -107,10 +107,10 @@ def jobs_of(output: str, rule: str) -> list[str]:
 
 
 def job_config(block: str) -> dict:
-    """The run config a training job writes to run_config.json (from its printed shell command)."""
+    """The config file a job writes and hands its seqmatch CLI (from its printed shell command)."""
     line = next(ln for ln in block.splitlines() if "printf " in ln)
     words = shlex.split(line[line.index("printf "):])
-    assert words[3] == ">" and words[4].endswith("/run_config.json"), words[:5]
+    assert words[3] == ">" and words[4].endswith("config.json") and f"--config {words[4]}" in line, words[:5]
     return json.loads(words[2])
 
 
@@ -139,11 +139,14 @@ def test_shipped_configs_are_valid_and_documented():
         errors = list(validator.iter_errors(merged_config(*overrides)))
         assert not errors, [e.message for e in errors]
 
-    # every key is documented, and every object forbids unknown keys
+    # every key is documented, and every object forbids unknown keys (tasks and experiments read
+    # another name as a new arithmetic task / accuracy table, whose schema forbids unknown keys)
     def walk(node, path):
         if isinstance(node, dict):
             if node.get("type") == "object" or "properties" in node:
-                assert node.get("additionalProperties") is False, f"{path}: additionalProperties must be false"
+                extra = node.get("additionalProperties")
+                assert extra is False or (path in ("schema.properties.tasks", "schema.properties.experiments")
+                                          and set(extra) == {"$ref"}), f"{path}: additionalProperties must be false"
                 for key, sub in node.get("properties", {}).items():
                     target = sub
                     if "$ref" in sub and "description" not in sub:
@@ -200,8 +203,8 @@ def test_semantic_check_names_the_key(tmp_path):
 
 # ------------------------------------------------------------------------------------ dry runs
 
-ARTIFACT_RULES = ["figure1", "figure2", "figure3", "figure3_csv", "table2", "table3", "table4", "table5",
-                  "table6", "table7", "ablation_divergence", "scorecard", "best_sm_run", "mistakes_arithmetic",
+ARTIFACT_RULES = ["figure1", "figure2", "figure3", "figure3_csv", "table2", "table3", "table4",
+                  "ablation_divergence", "scorecard", "best_sm_run", "mistakes_arithmetic",
                   "mistakes_text", "table1_recovery", "results_summary"]
 
 
@@ -267,6 +270,8 @@ def test_dry_run_full_dag(wf, profile):
     for rule in ARTIFACT_RULES:
         assert stats[rule] == 1, rule
     assert stats["annotate_table"] == 2  # tables 1 and 8
+    assert stats["accuracy_table"] == 3  # tables 5-7
+    assert stats["data"] == 5
     assert stats["evaluate_text"] == 5  # MLE, MLE + C.S., ULK, BC, SM
     cfg = merged_config(*overrides)
     assert stats["train"] == expected_runs(cfg)
@@ -276,9 +281,24 @@ def test_dry_run_full_dag(wf, profile):
     assert {re.search(r"output: (\S+)/mistakes.json", b).group(1) for b in recovery} == figure3_run_dirs(cfg)
     n_recovery = cfg["experiments"]["table1"]["n_recovery"]
     for block in recovery + jobs_of(out, "mistakes_arithmetic"):
-        assert "--seed 0 " in block, block
+        assert job_config(block)["seed"] == 0, block
     for block in recovery:
-        assert f"--n {n_recovery} " in block and "--summary " in block, block
+        c = job_config(block)
+        assert c["n_examples"] == n_recovery and c["summary"].endswith("/mistakes.json"), block
+    # every seqmatch job hands its CLI one config file, with config.yaml's names for its values
+    for block in jobs_of(out, "evaluate_arithmetic") + jobs_of(out, "evaluate_translation"):
+        task = re.search(r"wildcards: task=(\w+)", block).group(1)
+        c = job_config(block)
+        assert f"--config {c['out'][:-len('.json')]}_config.json" in block, block
+        assert {k: c[k] for k in cfg["tasks"][task]["eval"] if cfg["tasks"][task]["eval"][k] is not None} == {
+            k: v for k, v in cfg["tasks"][task]["eval"].items() if v is not None}, block
+    for block in jobs_of(out, "evaluate_text"):
+        c = job_config(block)
+        assert c["contrastive_k"] == cfg["tasks"]["text"]["eval"]["contrastive_k"] and c["decoding"] in block
+    for block in jobs_of(out, "data"):
+        task = re.search(r"wildcards: task=(\w+)", block).group(1)
+        c = job_config(block)
+        assert c["out_dir"] == f"resources/data/{task}" and c["seed"] == cfg["tasks"][task]["data"]["seed"], block
     # each training job writes its run's config file and trains from it (seqmatch.runs)
     trains = jobs_of(out, "train")
     assert len(trains) == stats["train"]
@@ -325,7 +345,7 @@ def test_dry_run_full_dag(wf, profile):
 
 def test_table2_builds_only_text(wf):
     stats, out = dry_run(wf, "results/table2.csv")
-    assert "arithmetic_data" not in stats and "translation_data" not in stats
+    assert stats["data"] == 1 and set(re.findall(r"output: resources/data/(\w+)/", out)) == {"text"}
     assert stats["train"] == 4 and stats["evaluate_text"] == 5 and stats["table2"] == 1
     tasks = set(re.findall(r"wildcards: task=(\w+)", out))
     assert tasks == {"text"}, tasks
@@ -340,6 +360,21 @@ def test_single_targets(wf):
     # timings only: MLE and SM, and the BC run the SM run takes its warm-up from
     assert stats["train"] == 3 and "evaluate_arithmetic" not in stats
     assert set(re.findall(r"wildcards: task=add_or_sub_in_base, method=(\w+)", out)) == {"mle", "bc", "sm"}
+
+
+def test_a_new_accuracy_table_is_one_config_block(wf, tmp_path):
+    """experiments.<name> with a task, noise, etas and seeds is another table like Tables 5-7:
+    results/<name>.csv, in the default target, from its own runs (no rule or code to add)."""
+    cfg = tmp_path / "table9.yaml"
+    cfg.write_text(yaml.safe_dump({"experiments": {"table9": {
+        "task": "add_or_sub_in_base", "noise": "random", "etas": [0.3], "seeds": [5]}}}))
+    stats, out = dry_run(wf, "--configfile", str(cfg))
+    assert stats["accuracy_table"] == 4
+    block = next(b for b in jobs_of(out, "accuracy_table") if "results/table9.csv" in b)
+    assert "resources/runs/add_or_sub_in_base/sm-random-eta0.3-chi2_mix/seed5/eval.json" in block
+    assert "results/table9.csv" in re.search(r"input: (.*)", jobs_of(out, "all")[0]).group(1)
+    stats, out = dry_run(wf, "results/table9.csv", "--configfile", str(cfg))
+    assert stats["train"] == 3 and stats["accuracy_table"] == 1  # MLE, BC and SM of seed 5
 
 
 def test_multi_gpu_training_goes_through_accelerate(wf, tmp_path):
@@ -474,8 +509,14 @@ def parse(argv=None):
         p.add_argument("--" + o)
     p.add_argument("--n", nargs="*")
     p.add_argument("--corpus", nargs="*")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=None)
     a, _ = p.parse_known_args(argv)
+    if a.config:  # the job's config file (the run config: its train section); flags override it
+        cfg = json.load(open(a.config))
+        for k, v in cfg.get("train", cfg).items():
+            if getattr(a, k, None) is None:
+                setattr(a, k, v)
+    a.seed = a.seed or 0
     random.seed(hash((a.cmd, a.model_dir, a.out_dir, a.seed)) % 2**32)
     return a
 def write(path, text):
@@ -491,7 +532,10 @@ def figures(a):
 STUBS = {
     "__init__.py": "",
     "_stub.py": STUB_COMMON,
-    "data.py": '''
+    # seqmatch.runs reads the arithmetic task names from seqmatch.data.arithmetic
+    "data/__init__.py": "",
+    "data/arithmetic.py": "ARITHMETIC_TASKS = dict.fromkeys(('add_or_sub_in_base', 'mul', 'list_prime_factors'))\n",
+    "data/__main__.py": '''
 from seqmatch._stub import *
 a = parse()
 if a.cmd == "tokenizer":
@@ -506,8 +550,6 @@ else:
     "train.py": '''
 from seqmatch._stub import *
 a = parse()
-for k, v in json.load(open(a.config))["train"].items():  # the run config the workflow wrote
-    setattr(a, k, v)
 write(os.path.join(a.out_dir, "model", "config.json"), "{}")
 sm = a.method == "sm"
 write(os.path.join(a.out_dir, "summary.json"), json.dumps({
@@ -521,7 +563,7 @@ write(os.path.join(a.out_dir, "summary.json"), json.dumps({
 from seqmatch._stub import *
 import csv
 a = parse()
-n = int(a.n[0]) if a.n else 3
+n = int(getattr(a, "n_examples", None) or 3)
 if a.cmd == "arithmetic":
     write(a.generations, "{}\\n")
     write(a.out, json.dumps({"accuracy": random.random(), "n": 16, "bkspc_rate": 0.1, "seq_bkspc_frac": 0.2}))
@@ -564,6 +606,7 @@ def test_smoke_dag_plumbing_with_stub_modules(tmp_path):
     wd = copy_workflow(tmp_path / "wf", package=False)
     (wd / "seqmatch").mkdir()
     for name, src in STUBS.items():
+        (wd / "seqmatch" / name).parent.mkdir(exist_ok=True)
         (wd / "seqmatch" / name).write_text(textwrap.dedent(src))
     (wd / "grid.yaml").write_text(yaml.safe_dump(PLUMBING_GRID))
     cfg_args = ["--configfile", SMOKE, "grid.yaml"]
@@ -731,6 +774,7 @@ def write_fake_results(d: Path) -> dict:
     for name, rows in tables.items():
         paths[name] = d / f"{name}.csv"
         pd.DataFrame(rows).to_csv(paths[name], index=False)
+    paths["accuracy"] = [paths.pop(name) for name in ("table5", "table6", "table7")]  # the rule's list
     return paths
 
 
@@ -771,7 +815,8 @@ def test_results_summary_markdown(tmp_path, monkeypatch):
     assert "**Table 6**: multiplication accuracy, mean ± sd over 2 seeds;" in md
     assert "(tiny llama, 7 steps, data generator)" in md
     # a CSV without a column the summary needs: one error naming the file and the column
-    pd.read_csv(paths["table6"]).drop(columns=["eta_0.02_sd"]).to_csv(paths["table6"], index=False)
+    table6 = tmp_path / "table6.csv"
+    pd.read_csv(table6).drop(columns=["eta_0.02_sd"]).to_csv(table6, index=False)
     with pytest.raises(ValueError, match=r"table6.csv: no column 'eta_0.02_sd'"):
         rs.summarize(paths)
 

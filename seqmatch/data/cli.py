@@ -9,6 +9,10 @@ CLI (every option has ``--help``)::
     python -m seqmatch.data translation --out-dir DIR --source {gettext,hub} [--hub-id ID --hub-config en-fr]
                                         [--max-tokens 64] [--tokenizer DIR] ...
     python -m seqmatch.data tokenizer   --corpus A.jsonl [B.jsonl ...] --vocab-size N --out-dir DIR
+    python -m seqmatch.data arithmetic  --config FILE   # option values from a JSON/YAML file
+
+``--config FILE`` holds option values under their names with ``_`` (those of config.yaml's
+``tasks.<task>.data``; ``seqmatch.options``); flags given as well override it.
 
 Each data command writes ``DIR/train.jsonl``, ``DIR/test.jsonl`` and ``DIR/meta.json``
 (:func:`seqmatch.data.sources.write_split`); ``tokenizer`` writes a Hugging Face tokenizer directory
@@ -34,6 +38,7 @@ from seqmatch.data.sources import (
     write_split,
 )
 from seqmatch.data.text import build_text
+from seqmatch.options import add_config_option, parse_args
 from seqmatch.data.tokenizer import corpus_texts, load_tokenizer, train_tokenizer
 from seqmatch.data.translation import build_translation
 
@@ -49,6 +54,7 @@ def _add_common(p: argparse.ArgumentParser, *, n_train_help: str, n_test_help: s
     p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same files; default 0)")
     p.add_argument("--cache-dir", default=DEFAULT_CACHE_DIR,
                    help="download/wheel cache (default: resources/ under the current directory)")
+    add_config_option(p)
 
 
 def _add_hub(p: argparse.ArgumentParser, hub_id: str, hub_config: str | None, config_help: str = "") -> None:
@@ -108,12 +114,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--vocab-size", type=int, required=True, help="vocabulary size including the specials")
     p.add_argument("--min-frequency", type=int, default=2, help="minimum pair frequency for a merge")
     p.add_argument("--out-dir", required=True, help="Hugging Face tokenizer directory to write")
+    add_config_option(p)
 
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> dict:
-    args = build_parser().parse_args(argv)
+    args = parse_args(build_parser(), argv)
     t0 = time.perf_counter()
     streaming = False if getattr(args, "no_streaming", False) else None
     if args.cmd == "arithmetic":

@@ -1,10 +1,9 @@
 # Helpers shared by the workflow: config validation, the experiment grid (seqmatch.runs.Grid:
-# run directories, the runs behind each artifact, each run's config) and the options of the
-# seqmatch CLIs. Rule files hold rules only (snakemake --lint).
+# run directories, the runs behind each artifact, each job's config) and the job config files of
+# the seqmatch CLIs. Rule files hold rules only (snakemake --lint).
 
 import json
 import os
-import shlex
 
 import yaml
 from snakemake.exceptions import WorkflowError
@@ -40,7 +39,6 @@ validate_config(config)
 
 GRID = runs.Grid(config)
 EXP = config["experiments"]
-ARITH_TASKS = runs.ARITH_TASKS
 # One training run = one directory; every grid coordinate is a wildcard.
 RUN, RUN_ID = runs.RUN, runs.RUN_ID
 LOGS = "resources/logs"
@@ -52,7 +50,6 @@ MISTAKE_SEED = 0
 
 wildcard_constraints:
     task="|".join(runs.TASKS),
-    arith_task="|".join(runs.ARITH_TASKS),
     method="|".join(runs.METHODS),
     noise="|".join(runs.NOISES),
     eta=r"[0-9]+(\.[0-9]+)?",
@@ -60,33 +57,33 @@ wildcard_constraints:
     seed=r"[0-9]+",
     decoding="sample|contrastive",
     annotated="table1|table8",
-
-
-data_dir, tokenizer_dir = GRID.data_dir, GRID.tokenizer_dir
-figure3_runs, table1_candidates, table1_recovery_runs = GRID.figure3_runs, GRID.table1_candidates, GRID.table1_recovery_runs
-accuracy_table_runs, ablation_runs, timing_runs = GRID.accuracy_table_runs, GRID.ablation_runs, GRID.timing_runs
-text_run, table2_runs, provenance = GRID.text_run, GRID.table2_runs, GRID.provenance
+    accuracy_table="|".join(GRID.accuracy_tables()) or "^$",
 
 
 def evals(run_list, name="eval.json"):
     return list(dict.fromkeys(f"{r['dir']}/{name}" for r in run_list))
 
 
-def summaries(run_list):
-    return evals(run_list, "summary.json")
+def model_dir(wildcards, input):
+    return os.path.join(os.path.dirname(input.summary), "model")
 
 
-# ------------------------------------------------------------------------------ training
+# ------------------------------------------------------------------------------ job configs
+# Every seqmatch job gets one config file, written by its shell command from params.config
+# (printf '%s\n' {params.config:q} > {output.config}) and read with --config (seqmatch.options;
+# seqmatch.train: sections train/model), with config.yaml's key names; a changed value changes
+# params, so the job reruns.
+
+
+def job_config(values, **paths):
+    """A job's config file: config.yaml values (null: the CLI's default) and the job's paths."""
+    return json.dumps({**{k: v for k, v in values.items() if v is not None}, **paths}, sort_keys=True)
 
 
 def run_config(wildcards):
     """The run's config (seqmatch.train --config): every TrainConfig/ModelConfig value."""
     w = wildcards
     return GRID.run_config(w.task, w.method, w.noise, w.eta, w.divergence, w.seed)
-
-
-def run_config_json(wildcards):
-    return json.dumps(run_config(wildcards), sort_keys=True)
 
 
 def warm_start_input(wildcards):
@@ -107,30 +104,6 @@ def train_launcher(wildcards):
     )
 
 
-# ------------------------------------------------------------------------------ CLI options
-
-
-def _cli_value(value):
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
-def cli_flags(values, lists="space"):
-    """{'batch_size': 32, 'name_or_path': None} -> '--batch-size 32' (None values are left out;
-    the seqmatch CLIs spell their options with hyphens; lists are nargs options: 'a b')."""
-    parts = []
-    for name, value in values.items():
-        if value is None:
-            continue
-        if isinstance(value, (list, tuple)):
-            text = " ".join(shlex.quote(_cli_value(v)) for v in value)
-        else:
-            text = shlex.quote(_cli_value(value))
-        parts.append(f"--{name.replace('_', '-')} {text}")
-    return " ".join(parts)
-
-
 def job_env():
     """Environment prefix of every job: offline hubs for offline profiles."""
     if config.get("offline", True):
@@ -138,40 +111,11 @@ def job_env():
     return "HF_HUB_DISABLE_TELEMETRY=1"
 
 
-def figure1_flags():
-    """seqmatch.toychain options from config figure1 (chain_lengths -> --n 10 20 50)."""
-    f = dict(config["figure1"])
-    lengths = " ".join(str(int(n)) for n in f.pop("chain_lengths"))
-    return f"--n {lengths} {cli_flags(f)}"
-
-
-def eval_flags(task, *, table8=False):
-    """seqmatch.evaluate options from tasks.<task>.eval, under the same names. Table 8
-    (text-mistakes) takes only the prompt/new token lengths and the batch size."""
-    e = dict(config["tasks"][task]["eval"])
-    if table8:
-        e = {k: e.get(k) for k in ("prompt_tokens", "new_tokens", "batch_size")}
-    return cli_flags(e)
-
-
-def data_flags(task):
-    """Options of `python -m seqmatch.data <kind>` for a task (tasks.<task>.data)."""
-    d = dict(config["tasks"][task]["data"])
-    if d.get("source") not in ("hub",):
-        for key in ("hub_id", "hub_config"):
-            d.pop(key, None)
-    return cli_flags(d)
-
-
 def translation_data_inputs(wildcards):
     """The length filter of opus_books counts tokens of the model's tokenizer when there is one."""
-    if config["tokenizer"]["name_or_path"]:
-        return {"tokenizer": tokenizer_dir("translation")}
+    if wildcards.task == "translation" and config["tokenizer"]["name_or_path"]:
+        return {"tokenizer": GRID.tokenizer_dir("translation")}
     return {}
-
-
-def translation_tokenizer_flag(wildcards, input):
-    return f"--tokenizer {input.tokenizer}" if "tokenizer" in input.keys() else ""
 
 
 # ------------------------------------------------------------------------------ resources
@@ -198,13 +142,8 @@ def threads(group):
 
 
 def all_artifacts():
-    return [
-        "results/figure1.pdf", "results/figure1.png",
-        "results/figure2.pdf", "results/figure2.png",
-        "results/figure3.pdf", "results/figure3.png", "results/figure3.csv",
-        *[f"results/table{i}.csv" for i in range(1, 9)],
-        "results/table1_recovery.csv",
-        "results/ablation_divergence.csv",
-        "results/scorecard.csv", "results/scorecard.md",
-        "results/summary.md",
-    ]
+    """Every results/ file: the outputs of the rules without wildcards, Tables 1 and 8 and the
+    accuracy tables of the grid (a rule added for a new artifact needs no entry here)."""
+    fixed = [str(f) for r in workflow.rules if not r.has_wildcards() for f in r.output if str(f).startswith("results/")]
+    tables = ["table1", "table8"] + GRID.accuracy_tables()
+    return sorted(dict.fromkeys(fixed + [f"results/{t}.csv" for t in tables]))

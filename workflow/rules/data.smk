@@ -1,69 +1,31 @@
-# Data: generate or download each task's train/test split, then its tokenizer.
+# Data: generate or download each task's train/test split, then its tokenizer. Each job's options
+# are tasks.<task>.data (seqmatch.runs.Grid.data_config) in a config file beside its outputs.
 
 
-rule arithmetic_data:
-    output:
-        train="resources/data/{arith_task}/train.jsonl",
-        test="resources/data/{arith_task}/test.jsonl",
-        meta="resources/data/{arith_task}/meta.json",
-    log:
-        f"{LOGS}/data/{{arith_task}}.log",
-    params:
-        env=job_env(),
-        flags=lambda w: data_flags(w.arith_task),
-        out_dir=lambda w, output: os.path.dirname(output.train),
-    threads: threads("data")
-    resources:
-        **res("data"),
-    conda:
-        "../envs/seqmatch.yaml"
-    shell:
-        "{params.env} python -m seqmatch.data arithmetic --task {wildcards.arith_task} "
-        "--out-dir {params.out_dir} {params.flags} > {log} 2>&1"
-
-
-rule text_data:
-    output:
-        train="resources/data/text/train.jsonl",
-        test="resources/data/text/test.jsonl",
-        meta="resources/data/text/meta.json",
-    log:
-        f"{LOGS}/data/text.log",
-    params:
-        env=job_env(),
-        flags=data_flags("text"),
-        out_dir=lambda w, output: os.path.dirname(output.train),
-    threads: threads("data")
-    resources:
-        **res("data"),
-    conda:
-        "../envs/seqmatch.yaml"
-    shell:
-        "{params.env} python -m seqmatch.data text --out-dir {params.out_dir} {params.flags} > {log} 2>&1"
-
-
-rule translation_data:
+rule data:
     input:
         unpack(translation_data_inputs),
     output:
-        train="resources/data/translation/train.jsonl",
-        test="resources/data/translation/test.jsonl",
-        meta="resources/data/translation/meta.json",
+        train="resources/data/{task}/train.jsonl",
+        test="resources/data/{task}/test.jsonl",
+        meta="resources/data/{task}/meta.json",
+        config="resources/data/{task}/data_config.json",
     log:
-        f"{LOGS}/data/translation.log",
+        f"{LOGS}/data/{{task}}.log",
     params:
         env=job_env(),
-        flags=data_flags("translation"),
-        tokenizer=translation_tokenizer_flag,
-        out_dir=lambda w, output: os.path.dirname(output.train),
+        command=lambda w: GRID.data_command(w.task),
+        config=lambda w, input, output: job_config(
+            GRID.data_config(w.task), out_dir=os.path.dirname(output.train), **dict(input.items())
+        ),
     threads: threads("data")
     resources:
         **res("data"),
     conda:
         "../envs/seqmatch.yaml"
     shell:
-        "{params.env} python -m seqmatch.data translation --out-dir {params.out_dir} "
-        "{params.flags} {params.tokenizer} > {log} 2>&1"
+        "printf '%s\\n' {params.config:q} > {output.config} && "
+        "{params.env} python -m seqmatch.data {params.command} --config {output.config} > {log} 2>&1"
 
 
 if config["tokenizer"]["name_or_path"]:
@@ -89,17 +51,20 @@ else:
         input:
             corpus="resources/data/{task}/train.jsonl",
         output:
-            directory("resources/tokenizers/{task}"),
+            tokenizer=directory("resources/tokenizers/{task}"),
+            config="resources/tokenizers/{task}_config.json",
         log:
             f"{LOGS}/tokenizers/{{task}}.log",
         params:
             env=job_env(),
-            vocab_size=lambda w: config["tasks"][w.task]["vocab_size"],
+            config=lambda w, input, output: job_config(
+                {"vocab_size": config["tasks"][w.task]["vocab_size"]}, corpus=[input.corpus], out_dir=output.tokenizer
+            ),
         threads: threads("data")
         resources:
             **res("data"),
         conda:
             "../envs/seqmatch.yaml"
         shell:
-            "{params.env} python -m seqmatch.data tokenizer --corpus {input.corpus} "
-            "--vocab-size {params.vocab_size} --out-dir {output} > {log} 2>&1"
+            "printf '%s\\n' {params.config:q} > {output.config} && "
+            "{params.env} python -m seqmatch.data tokenizer --config {output.config} > {log} 2>&1"

@@ -1,5 +1,6 @@
 # Evaluation of trained runs: sampling with <bkspc> and the paper's metrics (seqmatch.evaluate).
-# Outputs sit in the run directory next to summary.json.
+# Outputs sit in the run directory next to summary.json, with the job's config file (the options,
+# tasks.<task>.eval under the same names, and the paths).
 
 
 rule evaluate_arithmetic:
@@ -9,25 +10,28 @@ rule evaluate_arithmetic:
     output:
         metrics=f"{RUN}/eval.json",
         generations=f"{RUN}/generations.jsonl",
+        config=f"{RUN}/eval_config.json",
     log:
         f"{LOGS}/evaluate/{RUN_ID}.log",
     benchmark:
         f"{BENCH}/evaluate/{RUN_ID}.tsv"
     wildcard_constraints:
-        task="|".join(ARITH_TASKS),
+        task="|".join(runs.ARITH_TASKS),
     params:
         env=job_env(),
-        model_dir=lambda w, input: os.path.join(os.path.dirname(input.summary), "model"),
-        flags=lambda w: eval_flags(w.task),
+        config=lambda w, input, output: job_config(
+            GRID.eval_config(w.task), model_dir=model_dir(w, input), test_file=input.test,
+            out=output.metrics, generations=output.generations, seed=int(w.seed),
+        ),
     threads: threads("evaluate")
     resources:
         **res("evaluate"),
     conda:
         "../envs/seqmatch.yaml"
     shell:
+        "printf '%s\\n' {params.config:q} > {output.config} && "
         "OMP_NUM_THREADS={threads} {params.env} python -m seqmatch.evaluate arithmetic "
-        "--model-dir {params.model_dir} --test-file {input.test} --out {output.metrics} "
-        "--generations {output.generations} {params.flags} --seed {wildcards.seed} > {log} 2>&1"
+        "--config {output.config} > {log} 2>&1"
 
 
 rule evaluate_text:
@@ -36,6 +40,7 @@ rule evaluate_text:
         test="resources/data/text/test.jsonl",
     output:
         metrics=f"{RUN}/eval_{{decoding}}.json",
+        config=f"{RUN}/eval_{{decoding}}_config.json",
     log:
         f"{LOGS}/evaluate/{RUN_ID}_{{decoding}}.log",
     benchmark:
@@ -44,17 +49,19 @@ rule evaluate_text:
         task="text",
     params:
         env=job_env(),
-        model_dir=lambda w, input: os.path.join(os.path.dirname(input.summary), "model"),
-        flags=eval_flags("text"),
+        config=lambda w, input, output: job_config(
+            GRID.eval_config("text"), model_dir=model_dir(w, input), test_file=input.test,
+            out=output.metrics, decoding=w.decoding, seed=int(w.seed),
+        ),
     threads: threads("evaluate")
     resources:
         **res("evaluate"),
     conda:
         "../envs/seqmatch.yaml"
     shell:
+        "printf '%s\\n' {params.config:q} > {output.config} && "
         "OMP_NUM_THREADS={threads} {params.env} python -m seqmatch.evaluate text "
-        "--model-dir {params.model_dir} --test-file {input.test} --out {output.metrics} "
-        "--decoding {wildcards.decoding} {params.flags} --seed {wildcards.seed} > {log} 2>&1"
+        "--config {output.config} > {log} 2>&1"
 
 
 rule evaluate_translation:
@@ -63,6 +70,7 @@ rule evaluate_translation:
         test="resources/data/translation/test.jsonl",
     output:
         metrics=f"{RUN}/eval.json",
+        config=f"{RUN}/eval_config.json",
     log:
         f"{LOGS}/evaluate/{RUN_ID}.log",
     benchmark:
@@ -71,24 +79,26 @@ rule evaluate_translation:
         task="translation",
     params:
         env=job_env(),
-        model_dir=lambda w, input: os.path.join(os.path.dirname(input.summary), "model"),
-        flags=eval_flags("translation"),
+        config=lambda w, input, output: job_config(
+            GRID.eval_config("translation"), model_dir=model_dir(w, input), test_file=input.test,
+            out=output.metrics, seed=int(w.seed),
+        ),
     threads: threads("evaluate")
     resources:
         **res("evaluate"),
     conda:
         "../envs/seqmatch.yaml"
     shell:
+        "printf '%s\\n' {params.config:q} > {output.config} && "
         "OMP_NUM_THREADS={threads} {params.env} python -m seqmatch.evaluate translation "
-        "--model-dir {params.model_dir} --test-file {input.test} --out {output.metrics} "
-        "{params.flags} --seed {wildcards.seed} > {log} 2>&1"
+        "--config {output.config} > {log} 2>&1"
 
 
 # Table 1: the most accurate SM model of Figure 3 (chosen in a job: the candidates are Figure 3's
 # SM runs) completes test questions whose solution starts with random digits.
 rule best_sm_run:
     input:
-        evals=evals([dict(dir=d) for d in table1_candidates()]),
+        evals=evals([dict(dir=d) for d in GRID.table1_candidates()]),
     output:
         best="resources/tables/table1_best_run.txt",
     log:
@@ -106,22 +116,24 @@ rule mistakes_arithmetic:
         test="resources/data/add_or_sub_in_base/test.jsonl",
     output:
         csv="resources/tables/table1_raw.csv",
+        config="resources/tables/table1_raw_config.json",
     log:
         f"{LOGS}/tables/table1_raw.log",
     params:
         env=job_env(),
-        n_examples=EXP["table1"]["n_examples"],
-        seed=MISTAKE_SEED,
-        max_new_tokens=config["tasks"]["add_or_sub_in_base"]["eval"]["max_new_tokens"],
+        config=lambda w, input, output: job_config(
+            GRID.eval_config("add_or_sub_in_base", ["max_new_tokens"]), test_file=input.test, out=output.csv,
+            n_examples=EXP["table1"]["n_examples"], seed=MISTAKE_SEED,
+        ),
     threads: threads("evaluate")
     resources:
         **res("evaluate"),
     conda:
         "../envs/seqmatch.yaml"
     shell:
+        "printf '%s\\n' {params.config:q} > {output.config} && "
         "OMP_NUM_THREADS={threads} {params.env} python -m seqmatch.evaluate mistakes "
-        "--model-dir $(cat {input.best})/model --test-file {input.test} --out {output.csv} "
-        "--n {params.n_examples} --seed {params.seed} --max-new-tokens {params.max_new_tokens} > {log} 2>&1"
+        "--config {output.config} --model-dir $(cat {input.best})/model > {log} 2>&1"
 
 
 # Table 1's recovery metric: every Figure 3 run completes the first n_recovery test questions with
@@ -134,6 +146,7 @@ rule mistakes_recovery:
     output:
         metrics=f"{RUN}/mistakes.json",
         csv=f"{RUN}/mistakes.csv",
+        config=f"{RUN}/mistakes_config.json",
     log:
         f"{LOGS}/mistakes/{RUN_ID}.log",
     benchmark:
@@ -142,42 +155,43 @@ rule mistakes_recovery:
         task="add_or_sub_in_base",
     params:
         env=job_env(),
-        model_dir=lambda w, input: os.path.join(os.path.dirname(input.summary), "model"),
-        n=EXP["table1"]["n_recovery"],
-        seed=MISTAKE_SEED,
-        max_new_tokens=config["tasks"]["add_or_sub_in_base"]["eval"]["max_new_tokens"],
+        config=lambda w, input, output: job_config(
+            GRID.eval_config(w.task, ["max_new_tokens"]), model_dir=model_dir(w, input), test_file=input.test,
+            out=output.csv, summary=output.metrics, n_examples=EXP["table1"]["n_recovery"], seed=MISTAKE_SEED,
+        ),
     threads: threads("evaluate")
     resources:
         **res("evaluate"),
     conda:
         "../envs/seqmatch.yaml"
     shell:
+        "printf '%s\\n' {params.config:q} > {output.config} && "
         "OMP_NUM_THREADS={threads} {params.env} python -m seqmatch.evaluate mistakes "
-        "--model-dir {params.model_dir} --test-file {input.test} --out {output.csv} "
-        "--summary {output.metrics} --n {params.n} --seed {params.seed} "
-        "--max-new-tokens {params.max_new_tokens} > {log} 2>&1"
+        "--config {output.config} > {log} 2>&1"
 
 
 # Table 8: the SM text model completes test prompts whose last token was replaced at random.
 rule mistakes_text:
     input:
-        summary=f"{text_run('sm')}/summary.json",
+        summary=f"{GRID.text_run('sm')}/summary.json",
         test="resources/data/text/test.jsonl",
     output:
         csv="resources/tables/table8_raw.csv",
+        config="resources/tables/table8_raw_config.json",
     log:
         f"{LOGS}/tables/table8_raw.log",
     params:
         env=job_env(),
-        model_dir=lambda w, input: os.path.join(os.path.dirname(input.summary), "model"),
-        n_examples=EXP["table8"]["n_examples"],
-        flags=eval_flags("text", table8=True),
+        config=lambda w, input, output: job_config(
+            GRID.eval_config("text", ["prompt_tokens", "new_tokens", "batch_size"]), model_dir=model_dir(w, input),
+            test_file=input.test, out=output.csv, n_examples=EXP["table8"]["n_examples"],
+        ),
     threads: threads("evaluate")
     resources:
         **res("evaluate"),
     conda:
         "../envs/seqmatch.yaml"
     shell:
+        "printf '%s\\n' {params.config:q} > {output.config} && "
         "OMP_NUM_THREADS={threads} {params.env} python -m seqmatch.evaluate text-mistakes "
-        "--model-dir {params.model_dir} --test-file {input.test} --out {output.csv} "
-        "--n {params.n_examples} {params.flags} > {log} 2>&1"
+        "--config {output.config} > {log} 2>&1"

@@ -6,25 +6,28 @@ rule figure1:
         pdf=report("results/figure1.pdf", caption="../report/figure1.rst", category="Figures"),
         png=report("results/figure1.png", caption="../report/figure1.rst", category="Figures"),
         json="resources/figures/figure1.json",
+        config="resources/figures/figure1_config.json",
     log:
         f"{LOGS}/figures/figure1.log",
     benchmark:
         f"{BENCH}/figures/figure1.tsv"
     params:
-        flags=figure1_flags(),
+        config=lambda w, output: job_config(
+            config["figure1"], out_pdf=output.pdf, out_png=output.png, out_json=output.json
+        ),
     threads: threads("small")
     resources:
         **res("small"),
     conda:
         "../envs/seqmatch.yaml"
     shell:
-        "OMP_NUM_THREADS={threads} python -m seqmatch.toychain --out-pdf {output.pdf} "
-        "--out-png {output.png} --out-json {output.json} {params.flags} > {log} 2>&1"
+        "printf '%s\\n' {params.config:q} > {output.config} && "
+        "OMP_NUM_THREADS={threads} python -m seqmatch.toychain --config {output.config} > {log} 2>&1"
 
 
 rule figure2:
     input:
-        tokenizer=tokenizer_dir("text"),
+        tokenizer=GRID.tokenizer_dir("text"),
     output:
         pdf=report("results/figure2.pdf", caption="../report/figure2.rst", category="Figures"),
         png=report("results/figure2.png", caption="../report/figure2.rst", category="Figures"),
@@ -42,15 +45,15 @@ rule figure2:
 
 rule figure3_csv:
     input:
-        evals=evals(figure3_runs()),
+        evals=evals(GRID.figure3_runs()),
         meta="resources/data/add_or_sub_in_base/meta.json",
     output:
         csv=report("results/figure3.csv", caption="../report/figure3_csv.rst", category="Figures"),
     log:
         f"{LOGS}/figures/figure3_csv.log",
     params:
-        runs=figure3_runs(),
-        provenance=provenance("add_or_sub_in_base"),
+        runs=GRID.figure3_runs(),
+        provenance=GRID.provenance("add_or_sub_in_base"),
     localrule: True
     conda:
         "../envs/seqmatch.yaml"

@@ -5,13 +5,13 @@
 rule annotate_table:
     input:
         csv="resources/tables/{annotated}_raw.csv",
-        meta=lambda w: f"{data_dir('add_or_sub_in_base' if w.annotated == 'table1' else 'text')}/meta.json",
+        meta=lambda w: f"{GRID.data_dir('add_or_sub_in_base' if w.annotated == 'table1' else 'text')}/meta.json",
     output:
         csv=report("results/{annotated}.csv", caption="../report/annotated_table.rst", category="Tables"),
     log:
         f"{LOGS}/tables/{{annotated}}.log",
     params:
-        provenance=lambda w: provenance("add_or_sub_in_base" if w.annotated == "table1" else "text"),
+        provenance=lambda w: GRID.provenance("add_or_sub_in_base" if w.annotated == "table1" else "text"),
     localrule: True
     conda:
         "../envs/seqmatch.yaml"
@@ -21,16 +21,16 @@ rule annotate_table:
 
 rule table1_recovery:
     input:
-        mistakes=evals(table1_recovery_runs(), "mistakes.json"),
-        evals=evals(table1_recovery_runs()),
+        mistakes=evals(GRID.table1_recovery_runs(), "mistakes.json"),
+        evals=evals(GRID.table1_recovery_runs()),
         meta="resources/data/add_or_sub_in_base/meta.json",
     output:
         csv=report("results/table1_recovery.csv", caption="../report/table1_recovery.rst", category="Tables"),
     log:
         f"{LOGS}/tables/table1_recovery.log",
     params:
-        runs=table1_recovery_runs(),
-        provenance=provenance("add_or_sub_in_base"),
+        runs=GRID.table1_recovery_runs(),
+        provenance=GRID.provenance("add_or_sub_in_base"),
     localrule: True
     conda:
         "../envs/seqmatch.yaml"
@@ -40,15 +40,15 @@ rule table1_recovery:
 
 rule table2:
     input:
-        evals=[r["eval"] for r in table2_runs()],
+        evals=[r["eval"] for r in GRID.table2_runs()],
         meta="resources/data/text/meta.json",
     output:
         csv=report("results/table2.csv", caption="../report/table2.rst", category="Tables"),
     log:
         f"{LOGS}/tables/table2.log",
     params:
-        runs=table2_runs(),
-        provenance=provenance("text"),
+        runs=GRID.table2_runs(),
+        provenance=GRID.provenance("text"),
         eval_settings=config["tasks"]["text"]["eval"],
     localrule: True
     conda:
@@ -59,15 +59,15 @@ rule table2:
 
 rule table3:
     input:
-        summaries=summaries(timing_runs("table3")),
+        summaries=evals(GRID.timing_runs("table3"), "summary.json"),
         meta="resources/data/text/meta.json",
     output:
         csv=report("results/table3.csv", caption="../report/table3.rst", category="Tables"),
     log:
         f"{LOGS}/tables/table3.log",
     params:
-        runs=timing_runs("table3"),
-        provenance=provenance("text"),
+        runs=GRID.timing_runs("table3"),
+        provenance=GRID.provenance("text"),
     localrule: True
     conda:
         "../envs/seqmatch.yaml"
@@ -77,15 +77,15 @@ rule table3:
 
 rule table4:
     input:
-        summaries=summaries(timing_runs("table4")),
+        summaries=evals(GRID.timing_runs("table4"), "summary.json"),
         meta="resources/data/add_or_sub_in_base/meta.json",
     output:
         csv=report("results/table4.csv", caption="../report/table4.rst", category="Tables"),
     log:
         f"{LOGS}/tables/table4.log",
     params:
-        runs=timing_runs("table4"),
-        provenance=provenance("add_or_sub_in_base"),
+        runs=GRID.timing_runs("table4"),
+        provenance=GRID.provenance("add_or_sub_in_base"),
     localrule: True
     conda:
         "../envs/seqmatch.yaml"
@@ -93,56 +93,20 @@ rule table4:
         "../scripts/timing_table.py"
 
 
-rule table5:
+# Tables 5-7 and any other experiments.<name> block with a task: test accuracy (BLEU for
+# translation) of MLE, BC and SM at each eta.
+rule accuracy_table:
     input:
-        evals=evals(accuracy_table_runs("table5")),
-        meta="resources/data/translation/meta.json",
+        evals=lambda w: evals(GRID.accuracy_table_runs(w.accuracy_table)),
+        meta=lambda w: f"{GRID.data_dir(EXP[w.accuracy_table]['task'])}/meta.json",
     output:
-        csv=report("results/table5.csv", caption="../report/table5.rst", category="Tables"),
+        csv=report("results/{accuracy_table}.csv", caption="../report/accuracy_table.rst", category="Tables"),
     log:
-        f"{LOGS}/tables/table5.log",
+        f"{LOGS}/tables/{{accuracy_table}}.log",
     params:
-        runs=accuracy_table_runs("table5"),
-        metric="bleu",
-        provenance=provenance("translation"),
-    localrule: True
-    conda:
-        "../envs/seqmatch.yaml"
-    script:
-        "../scripts/accuracy_table.py"
-
-
-rule table6:
-    input:
-        evals=evals(accuracy_table_runs("table6")),
-        meta="resources/data/mul/meta.json",
-    output:
-        csv=report("results/table6.csv", caption="../report/table6.rst", category="Tables"),
-    log:
-        f"{LOGS}/tables/table6.log",
-    params:
-        runs=accuracy_table_runs("table6"),
-        metric="accuracy",
-        provenance=provenance("mul"),
-    localrule: True
-    conda:
-        "../envs/seqmatch.yaml"
-    script:
-        "../scripts/accuracy_table.py"
-
-
-rule table7:
-    input:
-        evals=evals(accuracy_table_runs("table7")),
-        meta="resources/data/list_prime_factors/meta.json",
-    output:
-        csv=report("results/table7.csv", caption="../report/table7.rst", category="Tables"),
-    log:
-        f"{LOGS}/tables/table7.log",
-    params:
-        runs=accuracy_table_runs("table7"),
-        metric="accuracy",
-        provenance=provenance("list_prime_factors"),
+        runs=lambda w: GRID.accuracy_table_runs(w.accuracy_table),
+        metric=lambda w: runs.ACCURACY_METRICS[EXP[w.accuracy_table]["task"]],
+        provenance=lambda w: GRID.provenance(EXP[w.accuracy_table]["task"]),
     localrule: True
     conda:
         "../envs/seqmatch.yaml"
@@ -152,7 +116,7 @@ rule table7:
 
 rule ablation_divergence:
     input:
-        evals=evals(ablation_runs()),
+        evals=evals(GRID.ablation_runs()),
         meta="resources/data/add_or_sub_in_base/meta.json",
     output:
         csv=report(
@@ -163,8 +127,8 @@ rule ablation_divergence:
     log:
         f"{LOGS}/tables/ablation_divergence.log",
     params:
-        runs=ablation_runs(),
-        provenance=provenance("add_or_sub_in_base"),
+        runs=GRID.ablation_runs(),
+        provenance=GRID.provenance("add_or_sub_in_base"),
     localrule: True
     conda:
         "../envs/seqmatch.yaml"
@@ -181,9 +145,7 @@ rule results_summary:
         table2="results/table2.csv",
         table3="results/table3.csv",
         table4="results/table4.csv",
-        table5="results/table5.csv",
-        table6="results/table6.csv",
-        table7="results/table7.csv",
+        accuracy=[f"results/{t}.csv" for t in GRID.accuracy_tables()],
         ablation="results/ablation_divergence.csv",
     output:
         md=report("results/summary.md", caption="../report/summary.rst", category="Summary"),
@@ -198,7 +160,7 @@ rule results_summary:
 
 rule scorecard:
     input:
-        tables=[f"results/table{i}.csv" for i in range(1, 9)],
+        tables=[f"results/table{i}.csv" for i in range(1, 9)],  # the paper's tables (paper_numbers.yaml)
         ablation="results/ablation_divergence.csv",
         paper="workflow/scripts/paper_numbers.yaml",
     output:

@@ -9,8 +9,8 @@
 
 rule train:
     input:
-        train=lambda w: f"{data_dir(w.task)}/train.jsonl",
-        tokenizer=lambda w: tokenizer_dir(w.task),
+        train=lambda w: f"{GRID.data_dir(w.task)}/train.jsonl",
+        tokenizer=lambda w: GRID.tokenizer_dir(w.task),
         warm_start=warm_start_input,
     output:
         summary=f"{RUN}/summary.json",
@@ -22,7 +22,7 @@ rule train:
     params:
         env=job_env(),
         launcher=train_launcher,
-        config=run_config_json,
+        config=lambda w: job_config(run_config(w)),
     threads: threads("train")
     resources:
         **res("train"),

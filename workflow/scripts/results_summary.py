@@ -8,6 +8,7 @@ README's results section is this file, spliced in between its marker comments by
 
 import argparse
 import math
+import os
 import re
 import sys
 
@@ -16,8 +17,11 @@ import pandas as pd
 from tablelib import log_to, mean_sd, num, write_text
 
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
-# summary.md's inputs: the rule's input names
-INPUTS = ("figure3", "table1_recovery", "table2", "table3", "table4", "table5", "table6", "table7", "ablation")
+# summary.md's inputs: the rule's input names ("accuracy": the accuracy tables' CSVs, a list)
+INPUTS = ("figure3", "table1_recovery", "table2", "table3", "table4", "accuracy", "ablation")
+# titles of the paper's accuracy tables; another one is titled by its name and metric
+ACCURACY_TITLES = {"table5": "**Table 5**: en→fr BLEU", "table6": "**Table 6**: multiplication accuracy",
+                   "table7": "**Table 7**: prime-factor accuracy"}
 
 
 # ------------------------------------------------------------------------------ formatting
@@ -134,12 +138,12 @@ def timing(paths) -> list[str]:
 
 def accuracy_tables(paths) -> list[str]:
     out = []
-    titles = {"table5": "**Table 5**: en→fr BLEU", "table6": "**Table 6**: multiplication accuracy",
-              "table7": "**Table 7**: prime-factor accuracy"}
-    for name, title in titles.items():
-        df = read(paths, name, ["method", "metric", "n_seeds"])
+    tables = {os.path.splitext(os.path.basename(str(p)))[0]: p for p in paths["accuracy"]}
+    for name, path in tables.items():
+        df = read(tables, name, ["method", "metric", "n_seeds"])
+        title = ACCURACY_TITLES.get(name, f"**{name}**: {df['metric'].iloc[0]}")
         etas = [c[: -len("_mean")] for c in df.columns if c.startswith("eta_") and c.endswith("_mean")]
-        need(df, paths[name], [f"{e}_sd" for e in etas])
+        need(df, path, [f"{e}_sd" for e in etas])
         digits = 2 if df["metric"].iloc[0] == "bleu" else 3
         out += [f"{title}, {spread(int(df['n_seeds'].min()))}; MLE has no noise, its value "
                 f"repeats under every η ({scale(df)}).", ""]
