@@ -624,18 +624,12 @@ def build_parser() -> argparse.ArgumentParser:
 def load_run_config(path: str) -> dict[str, dict]:
     """{"train": {...}, "model": {...}} from a JSON/YAML run config; ValueError naming the file and
     the offending key for anything else."""
-    import yaml
-
     from seqmatch.model import ModelConfig
+    from seqmatch.options import read_config_file
 
-    try:
-        text = Path(path).read_text()
-        cfg = json.loads(text) if path.endswith(".json") else yaml.safe_load(text)
-    except (OSError, ValueError, yaml.YAMLError) as e:
-        raise ValueError(f"--config {path}: cannot read it as {'JSON' if path.endswith('.json') else 'YAML'}: {e}")
-    if not isinstance(cfg, dict) or set(cfg) - {"train", "model"}:
-        found = sorted(cfg) if isinstance(cfg, dict) else type(cfg).__name__
-        raise ValueError(f"--config {path}: expected a mapping with sections 'train' and 'model', got {found}")
+    cfg = read_config_file(path)
+    if set(cfg) - {"train", "model"}:
+        raise ValueError(f"--config {path}: expected a mapping with sections 'train' and 'model', got {sorted(cfg)}")
     for section, cls in (("train", TrainConfig), ("model", ModelConfig)):
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(cfg.get(section) or {}) - names)
