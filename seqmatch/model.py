@@ -48,6 +48,7 @@ import torch
 from torch import nn
 
 from .actions import BKSPC_TOKEN
+from .io import atomic_write_text
 
 FORMAT_VERSION = 1
 CONFIG_FILE = "seqmatch_model.json"
@@ -505,7 +506,8 @@ def save_model(model: SeqMatchLM, tokenizer, out_dir: str | os.PathLike) -> Path
         vocab_size=model.vocab_size,
         max_positions=model.max_positions,
     )
-    (out / CONFIG_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True))
+    # written last and atomically: a model directory with this file is complete
+    atomic_write_text(out / CONFIG_FILE, json.dumps(meta, indent=2, sort_keys=True))
     return out
 
 

@@ -120,7 +120,10 @@ class ReplayBuffer:
         }
 
     def load_state_dict(self, d: dict[str, Any]) -> None:
-        items, uses = list(d["items"]), list(d.get("uses", [0] * len(d["items"])))
+        missing = [k for k in ("capacity", "items", "uses", "total_added", "evicted", "evicted_uses") if k not in d]
+        if missing:
+            raise ValueError(f"replay state lacks {', '.join(missing)} (not written by ReplayBuffer.state_dict)")
+        items, uses = list(d["items"]), list(d["uses"])
         if len(items) != len(uses):
             raise ValueError("replay state: items and uses differ in length")
         cap = int(d["capacity"])
@@ -129,6 +132,6 @@ class ReplayBuffer:
         self.capacity = cap
         self._items = deque(items)
         self._uses = deque(int(u) for u in uses)
-        self.total_added = int(d.get("total_added", len(items)))
-        self.evicted = int(d.get("evicted", 0))
-        self.evicted_uses = int(d.get("evicted_uses", 0))
+        self.total_added = int(d["total_added"])
+        self.evicted = int(d["evicted"])
+        self.evicted_uses = int(d["evicted_uses"])

@@ -318,6 +318,14 @@ def semantic_errors(config: dict) -> list[str]:
                          f"{', '.join(ACCURACY_METRICS)}")
         elif task is not None and task not in config["tasks"]:
             lines.append(f"config key 'experiments.{name}.task' = {task!r}: no tasks.{task} block")
+    # Table 1's mistake prompts are test questions: more than there are would be cut silently
+    data = config.get("tasks", {}).get("add_or_sub_in_base", {}).get("data", {})
+    n_test = data.get("n_test") or 200  # seqmatch.data arithmetic's default
+    for key in ("n_examples", "n_recovery"):
+        n = config.get("experiments", {}).get("table1", {}).get(key)
+        if n is not None and n > n_test:
+            lines.append(f"config key 'experiments.table1.{key}' = {n}: more than the {n_test} test questions "
+                         f"of add_or_sub_in_base (tasks.add_or_sub_in_base.data.n_test)")
     if config["tokenizer"]["name_or_path"] and not config["model"]["name_or_path"]:
         lines.append("config key 'tokenizer.name_or_path' is set but 'model.name_or_path' is null: "
                      "a pretrained tokenizer needs the pretrained model it belongs to")

@@ -110,3 +110,10 @@ def test_state_round_trip_json():
     buf.add([{"actions": [5], "prompt_len": 0}])
     other.add([{"actions": [5], "prompt_len": 0}])
     assert other.state_dict() == buf.state_dict()
+
+
+def test_state_without_a_key_is_one_error_naming_it():
+    sd = ReplayBuffer(capacity=2).state_dict()
+    del sd["uses"], sd["evicted"]
+    with pytest.raises(ValueError, match="replay state lacks uses, evicted"):
+        ReplayBuffer(capacity=1).load_state_dict(sd)

@@ -153,6 +153,7 @@ def test_semantic_errors_name_the_key(change, message):
      "'experiments.ablation_divergence.divergences.1' = 'tv'"),
     ({"tasks": {"sort": {}}}, "'tasks.sort' names no task of seqmatch"),
     ({"experiments": {"table9": {"task": "text"}}}, "'experiments.table9.task' = 'text': an accuracy table needs"),
+    ({"experiments": {"table1": {"n_recovery": 201}}}, "'experiments.table1.n_recovery' = 201: more than the 200"),
 ])
 def test_names_are_checked_against_seqmatch(change, message):
     """Divergence and task names are checked here, not by schema enums: a divergence is added in
