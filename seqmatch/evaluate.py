@@ -619,6 +619,7 @@ def _add_sampling(p: argparse.ArgumentParser, max_new_tokens: int | None) -> Non
 
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m seqmatch.evaluate", description=__doc__.split("\n")[0])
+    add_config_option(ap)  # also accepted before the subcommand
     sub = ap.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("arithmetic", help="accuracy on arithmetic test questions (Fig. 3, Tables 6-7)")

@@ -40,24 +40,48 @@ def add_config_option(parser: argparse.ArgumentParser) -> None:
 
 
 def _target(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.ArgumentParser:
-    """The parser whose options the file sets: the chosen subcommand's, if the parser has any."""
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            for token in argv:
-                if token in action.choices:
-                    return action.choices[token]
+    """The parser whose options the file sets: the chosen subcommand's (the first token that is
+    not an option or the file's name), if the parser has subcommands."""
+    subparsers = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not subparsers:
+        return parser
+    tokens = iter(argv)
+    for token in tokens:
+        if token == "--config":
+            next(tokens, None)
+        elif not token.startswith("-"):
+            return subparsers[0].choices.get(token, parser)
     return parser
 
 
-def _convert(action: argparse.Action, value):
-    """A file value as the option's type would read it from the command line (``type(str)``)."""
+def _scalar(action: argparse.Action, value):
+    if isinstance(value, (list, tuple, dict)):
+        raise ValueError(f"expected one value, got {value!r}")
     if value is None or action.type is None:
         return value
-    if isinstance(value, (list, tuple)):
-        return [_convert(action, v) for v in value]
     if isinstance(value, bool):  # str(True) is no number: say so rather than read it as 1
         raise ValueError(f"expected {getattr(action.type, '__name__', 'a value')}, got {value!r}")
     return action.type(value if isinstance(value, str) else str(value))
+
+
+def _convert(action: argparse.Action, value):
+    """A file value as the command line would give it: the option's type applied to each value,
+    a list exactly where the option takes several (nargs), a true/false for a switch."""
+    if action.nargs == 0:  # store_true / store_false
+        if not isinstance(value, bool):
+            raise ValueError(f"expected true or false, got {value!r}")
+        return value
+    if action.nargs in ("+", "*") or isinstance(action.nargs, int):
+        if value is None and action.nargs != "+":
+            return value
+        if not isinstance(value, (list, tuple)):
+            raise ValueError(f"expected a list, got {value!r}")
+        if isinstance(action.nargs, int) and len(value) != action.nargs:
+            raise ValueError(f"expected a list of {action.nargs} values, got {len(value)}")
+        if action.nargs == "+" and not value:
+            raise ValueError("expected a list of at least one value")
+        return [_scalar(action, v) for v in value]
+    return _scalar(action, value)
 
 
 def parse_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -92,8 +116,18 @@ def parse_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None = Non
                 if v not in action.choices:
                     target.error(f"--config {path}: key '{dest}' = {v!r}: expected one of "
                                  f"{', '.join(map(str, action.choices))}")
-        action.required = False
+        if value is None and action.required:
+            target.error(f"--config {path}: key '{dest}' is null, but the option is required")
         defaults[dest] = value
-    target.set_defaults(**defaults)
-    args = parser.parse_args(argv)
-    return args
+    # the file's values become this call's defaults; the parser is left as it was afterwards
+    saved = {dest: (actions[dest].required, actions[dest].default) for dest in defaults}
+    try:
+        for dest, value in defaults.items():
+            actions[dest].required = False
+            actions[dest].default = value
+        args = parser.parse_args(argv)
+        args.config = path  # the subcommand's own --config (None) would hide one given before it
+        return args
+    finally:
+        for dest, (required, default) in saved.items():
+            actions[dest].required, actions[dest].default = required, default

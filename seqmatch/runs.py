@@ -13,6 +13,8 @@ and ``model`` (``ModelConfig`` fields), under the same names as config.yaml's ``
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from seqmatch.data.arithmetic import ARITHMETIC_TASKS
@@ -96,6 +98,11 @@ TABLE2_ROWS = (
 )
 # the metric of an accuracy table (experiments.<name> with a task: Tables 5-7 and any like them)
 ACCURACY_METRICS = {"translation": "bleu", **{task: "accuracy" for task in ARITH_TASKS}}
+# the paper's accuracy tables and their tasks (the scorecard compares them with the paper's numbers)
+PAPER_ACCURACY_TABLES = {"table5": "translation", "table6": "mul", "table7": "list_prime_factors"}
+# results/<name>.* of the other artifacts: names an accuracy table cannot take
+ARTIFACT_NAMES = ("figure1", "figure2", "figure3", "table1", "table1_recovery", "table2", "table3", "table4",
+                  "table8", "ablation_divergence", "scorecard", "summary", "report")
 
 
 class Grid:
@@ -313,14 +320,21 @@ def semantic_errors(config: dict) -> list[str]:
             lines.append(f"config key '{key}' = {value!r}: expected one of {', '.join(DIVERGENCES)}")
     for name, exp in config.get("experiments", {}).items():
         task = exp.get("task") if isinstance(exp, dict) else None
-        if task is not None and task not in ACCURACY_METRICS:
+        if task is not None and (name in ARTIFACT_NAMES or not re.fullmatch(r"[A-Za-z0-9_]+", name)):
+            lines.append(f"config key 'experiments.{name}': an accuracy table needs a name of letters, digits "
+                         f"and _ that no other artifact has (taken: {', '.join(ARTIFACT_NAMES)})")
+        elif task is not None and PAPER_ACCURACY_TABLES.get(name, task) != task:
+            lines.append(f"config key 'experiments.{name}.task' = {task!r}: the paper's {name} is "
+                         f"{PAPER_ACCURACY_TABLES[name]} (its scorecard rows compare with the paper); give "
+                         f"another task's table another name")
+        elif task is not None and task not in ACCURACY_METRICS:
             lines.append(f"config key 'experiments.{name}.task' = {task!r}: an accuracy table needs one of "
                          f"{', '.join(ACCURACY_METRICS)}")
         elif task is not None and task not in config["tasks"]:
             lines.append(f"config key 'experiments.{name}.task' = {task!r}: no tasks.{task} block")
     # Table 1's mistake prompts are test questions: more than there are would be cut silently
     data = config.get("tasks", {}).get("add_or_sub_in_base", {}).get("data", {})
-    n_test = data.get("n_test") or 200  # seqmatch.data arithmetic's default
+    n_test = 200 if data.get("n_test") is None else data["n_test"]  # seqmatch.data arithmetic's default
     for key in ("n_examples", "n_recovery"):
         n = config.get("experiments", {}).get("table1", {}).get(key)
         if n is not None and n > n_test:

@@ -538,8 +538,8 @@ def make_figure(ns: Sequence[int], empirical: EmpiricalResult | None = None):
     return fig
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m seqmatch.toychain", description=__doc__.split("\n")[0])
     ap.add_argument("--out-pdf", required=True)
     ap.add_argument("--out-png", required=True)
     ap.add_argument("--out-json", default=None, help="the numbers behind the figure")
@@ -553,7 +553,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--eta", type=float, default=EmpiricalConfig.eta)
     ap.add_argument("--eval-rollouts", type=int, default=EmpiricalConfig.eval_rollouts)
     add_config_option(ap)  # config.yaml's figure1 section
-    args = parse_args(ap, argv)
+    return ap
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(build_parser(), argv)
 
     emp = None
     if args.empirical_steps > 0:

@@ -114,3 +114,40 @@ def test_toychain_takes_config_yaml_figure1_section(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match="stop"):
         tc.main(["--config", path])
     assert seen["n"] == cfg["chain_lengths"]
+
+
+@pytest.mark.parametrize("command, values, words", [
+    ("arithmetic", {"task": "mul", "out_dir": "d", "entropy": 2}, "key 'entropy' = 2: expected a list"),
+    ("arithmetic", {"task": "mul", "out_dir": "d", "entropy": [1, 2, 3]}, "expected a list of 2 values, got 3"),
+    ("arithmetic", {"task": "mul", "out_dir": "d", "n_train": [1, 2]}, "key 'n_train' = [1, 2]: expected one value"),
+    ("arithmetic", {"task": "mul", "out_dir": "d", "no_streaming": "false"}, "expected true or false"),
+    ("tokenizer", {"vocab_size": 64, "out_dir": "d", "corpus": "a.jsonl"}, "key 'corpus' = 'a.jsonl': expected a list"),
+    ("tokenizer", {"vocab_size": 64, "out_dir": "d", "corpus": []}, "at least one value"),
+    ("arithmetic", {"task": "mul", "out_dir": None}, "key 'out_dir' is null, but the option is required"),
+])
+def test_file_values_have_the_command_lines_shape(tmp_path, capsys, command, values, words):
+    with pytest.raises(SystemExit):
+        parse_args(data_parser(), [command, "--config", write(tmp_path, values)])
+    assert words in capsys.readouterr().err
+
+
+def test_the_parser_is_left_as_it_was(tmp_path, capsys):
+    """A second parse with the same parser object sees none of the first file's values."""
+    p = eval_parser()
+    path = write(tmp_path, {"model_dir": "m1", "test_file": "t", "out": "o", "generations": "g", "n_eval": 5})
+    assert parse_args(p, ["arithmetic", "--config", path]).n_eval == 5
+    args = parse_args(p, ["arithmetic", "--model-dir", "m", "--test-file", "t", "--out", "o", "--generations", "g"])
+    assert args.n_eval is None and args.model_dir == "m"
+    with pytest.raises(SystemExit):
+        parse_args(p, ["arithmetic"])  # required again
+    assert "--model-dir" in capsys.readouterr().err
+
+
+def test_a_file_named_like_a_subcommand_is_not_one(tmp_path, monkeypatch):
+    """`--config text arithmetic`: the file (here named text) may come before the subcommand."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "text").write_text(yaml.safe_dump({"model_dir": "m", "test_file": "t", "out": "o",
+                                                   "generations": "g"}))
+    for argv in (["--config", "text", "arithmetic"], ["arithmetic", "--config", "text"]):
+        args = parse_args(eval_parser(), argv)
+        assert (args.command, args.generations, args.config) == ("arithmetic", "g", "text"), argv

@@ -260,8 +260,47 @@ def expected_runs(cfg: dict) -> int:
     return len(runs)
 
 
+def check_job_configs_parse(out: str, cfg: dict, tmp_path: Path) -> None:
+    """Every config file a job would hand seqmatch.evaluate / data / toychain is accepted by that
+    CLI's real parser, and the values it parses to are config.yaml's (those of tasks.<task>.eval,
+    tasks.<task>.data and figure1, under the same names)."""
+    from seqmatch import data, evaluate, toychain
+    from seqmatch.options import parse_args
+
+    parsers = {"evaluate": evaluate.build_parser, "data": data.build_parser, "toychain": toychain.build_parser}
+    seen = set()
+    for i, block in enumerate(re.split(r"\n(?=\[)", out)):
+        m = re.search(r"python -m seqmatch\.(evaluate|data|toychain) ?([a-z-]*) --config (\S+)(.*)", block)
+        if not m:
+            continue
+        module, command, _, rest = m.groups()
+        path = tmp_path / f"job{i}.json"
+        path.write_text(json.dumps(job_config(block)))
+        argv = ([command] if command else []) + ["--config", str(path)]
+        if "--model-dir" in rest:  # Table 1's model is chosen by an earlier job
+            argv += ["--model-dir", "best/model"]
+        args = vars(parse_args(parsers[module](), argv))
+        task = re.search(r"wildcards: task=(\w+)", block)
+        if module == "evaluate" and command in ("arithmetic", "text", "translation"):
+            expected = cfg["tasks"][task.group(1)]["eval"]
+        elif module == "data" and command != "tokenizer":
+            expected = {k: v for k, v in cfg["tasks"][task.group(1)]["data"].items()
+                        if not k.startswith("hub_") or v is not None and cfg["tasks"][task.group(1)]["data"]["source"] == "hub"}
+        elif module == "toychain":
+            expected = cfg["figure1"]
+        else:
+            expected = {}
+        for key, value in expected.items():
+            if value is not None:
+                assert args[key] == value, (key, args[key], value, block)
+        seen.add((module, command))
+    assert {("evaluate", "arithmetic"), ("evaluate", "text"), ("evaluate", "translation"), ("evaluate", "mistakes"),
+            ("evaluate", "text-mistakes"), ("data", "arithmetic"), ("data", "text"), ("data", "translation"),
+            ("toychain", "")} <= seen, seen
+
+
 @pytest.mark.parametrize("profile", ["default", "smoke", "paper"])
-def test_dry_run_full_dag(wf, profile):
+def test_dry_run_full_dag(wf, profile, tmp_path):
     overrides = {"default": [], "smoke": [SMOKE], "paper": [PAPER]}[profile]
     args = [a for o in overrides for a in ("--configfile", o)]
     stats, out = dry_run(wf, *args)
@@ -299,6 +338,7 @@ def test_dry_run_full_dag(wf, profile):
         task = re.search(r"wildcards: task=(\w+)", block).group(1)
         c = job_config(block)
         assert c["out_dir"] == f"resources/data/{task}" and c["seed"] == cfg["tasks"][task]["data"]["seed"], block
+    check_job_configs_parse(out, cfg, tmp_path)
     # each training job writes its run's config file and trains from it (seqmatch.runs)
     trains = jobs_of(out, "train")
     assert len(trains) == stats["train"]

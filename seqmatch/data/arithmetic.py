@@ -16,6 +16,7 @@ questions at that setting; list_prime_factors cannot at ``1 3``).
 from __future__ import annotations
 
 import importlib
+import inspect
 import random
 import re
 import sys
@@ -32,7 +33,8 @@ SOLUTION_MARKER = "Solution:"
 # arithmetic (paper §6.1, App. G.3, G.4): mathematics_dataset's generator
 
 ARITHMETIC_TASKS = {
-    # task: (mathematics_dataset module, its training entropy range)
+    # task: (mathematics_dataset module, its training entropy range); the task is the module's
+    # function of that name (math_dataset on the hub: config "<module>__<task>")
     "add_or_sub_in_base": ("arithmetic", (3.0, 10.0)),
     "mul": ("arithmetic", (3.0, 10.0)),
     "list_prime_factors": ("numbers", (3.0, 10.0)),
@@ -108,13 +110,15 @@ def _module_function(task: str, emin: float, emax: float) -> Callable[[], Any]:
     mods = ensure_mathematics_dataset()  # the shim must precede any mathematics_dataset import
     from mathematics_dataset.util import composition
 
-    module = mods[ARITHMETIC_TASKS[task][0]]
+    module_name = ARITHMETIC_TASKS[task][0]
+    fn = getattr(mods[module_name], task, None)
+    if fn is None:
+        raise ValueError(f"arithmetic task {task!r}: mathematics_dataset.modules.{module_name} has no function {task}")
     args = composition.PreSampleArgs(1, 1, emin, emax)
-    if task == "add_or_sub_in_base":
-        return lambda: module.add_or_sub_in_base(args)
-    if task == "mul":
-        return lambda: module.mul(None, args)
-    return lambda: module.list_prime_factors(None, args)
+    # most module functions take the value to produce (None: any) before the sampling arguments
+    if "value" in inspect.signature(fn).parameters:
+        return lambda: fn(None, args)
+    return lambda: fn(args)
 
 
 def generate_arithmetic(task: str, *, n_train: int, n_test: int, seed: int = 0,

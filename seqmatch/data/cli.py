@@ -70,6 +70,7 @@ def _add_hub(p: argparse.ArgumentParser, hub_id: str, hub_config: str | None, co
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m seqmatch.data", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    add_config_option(parser)  # also accepted before the subcommand
     sub = parser.add_subparsers(dest="cmd", required=True)
 
     p = sub.add_parser("arithmetic", help="mathematics_dataset questions: '{question} Solution: {answer}'")

@@ -4,6 +4,7 @@
 
 import json
 import os
+import re
 
 import yaml
 from snakemake.exceptions import WorkflowError
@@ -57,7 +58,7 @@ wildcard_constraints:
     seed=r"[0-9]+",
     decoding="sample|contrastive",
     annotated="table1|table8",
-    accuracy_table="|".join(GRID.accuracy_tables()) or "^$",
+    accuracy_table="|".join(map(re.escape, GRID.accuracy_tables())) or "^$",
 
 
 def evals(run_list, name="eval.json"):

@@ -1,4 +1,5 @@
-"""results/table5.csv (BLEU), table6.csv and table7.csv (accuracy): the paper's rows MLE, BC, SM
+"""results/<name>.csv of an accuracy table (table5: BLEU; table6, table7 and any other experiments
+block with a task: accuracy; rule accuracy_table): the paper's rows MLE, BC, SM
 and one column pair per noise level (eta_<value>_mean, eta_<value>_sd: mean and sd over seeds).
 MLE is trained without noise, so its row repeats the same runs under every eta."""
 
