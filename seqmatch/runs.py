@@ -320,17 +320,19 @@ def semantic_errors(config: dict) -> list[str]:
             lines.append(f"config key '{key}' = {value!r}: expected one of {', '.join(DIVERGENCES)}")
     for name, exp in config.get("experiments", {}).items():
         task = exp.get("task") if isinstance(exp, dict) else None
-        if task is not None and (name in ARTIFACT_NAMES or not re.fullmatch(r"[A-Za-z0-9_]+", name)):
+        if task is None:  # not an accuracy table
+            continue
+        if name in ARTIFACT_NAMES or not re.fullmatch(r"[A-Za-z0-9_]+", name):
             lines.append(f"config key 'experiments.{name}': an accuracy table needs a name of letters, digits "
                          f"and _ that no other artifact has (taken: {', '.join(ARTIFACT_NAMES)})")
-        elif task is not None and PAPER_ACCURACY_TABLES.get(name, task) != task:
+        elif PAPER_ACCURACY_TABLES.get(name, task) != task:
             lines.append(f"config key 'experiments.{name}.task' = {task!r}: the paper's {name} is "
                          f"{PAPER_ACCURACY_TABLES[name]} (its scorecard rows compare with the paper); give "
                          f"another task's table another name")
-        elif task is not None and task not in ACCURACY_METRICS:
+        elif task not in ACCURACY_METRICS:
             lines.append(f"config key 'experiments.{name}.task' = {task!r}: an accuracy table needs one of "
                          f"{', '.join(ACCURACY_METRICS)}")
-        elif task is not None and task not in config["tasks"]:
+        elif task not in config["tasks"]:
             lines.append(f"config key 'experiments.{name}.task' = {task!r}: no tasks.{task} block")
     # Table 1's mistake prompts are test questions: more than there are would be cut silently
     data = config.get("tasks", {}).get("add_or_sub_in_base", {}).get("data", {})
@@ -395,7 +397,8 @@ def schema_errors(config: dict, schema: dict) -> list[str]:
     misnamed task is reported alone (``task_name_errors``)."""
     from jsonschema import Draft202012Validator
 
-    if task_name_errors(config):
-        return task_name_errors(config)
+    names = task_name_errors(config)
+    if names:
+        return names
     errors = sorted(Draft202012Validator(schema).iter_errors(config), key=lambda e: [str(p) for p in e.absolute_path])
     return [line for err in errors for line in _describe_error(err)]
