@@ -13,6 +13,7 @@ and ``model`` (``ModelConfig`` fields), under the same names as config.yaml's ``
 
 from __future__ import annotations
 
+import os
 import re
 
 import numpy as np
@@ -96,11 +97,20 @@ TABLE2_ROWS = (
     ("MLE + <bkspc>", "bc", "sample"),
     ("SequenceMatch", "sm", "sample"),
 )
-# the metric of an accuracy table (experiments.<name> with a task: Tables 5-7 and any like them)
+# ---- grid tables: an experiments.<name> block naming a task declares a grid of runs (methods x
+# noise types x etas x divergences x seeds) and the script that tabulates them (rule grid_table);
+# Tables 5-7 are grid tables with the default script, accuracy tables.
+DEFAULT_TABLE_SCRIPT = "workflow/scripts/accuracy_table.py"
+DEFAULT_TABLE_METHODS = ("mle", "bc", "sm")
+# the per-run files a grid table can read (run_files) and the tasks whose runs have them
+RUN_FILES = {"summary.json": TASKS, "eval.json": ARITH_TASKS + ("translation",),
+             "eval_sample.json": ("text",), "eval_contrastive.json": ("text",),
+             "mistakes.json": ("add_or_sub_in_base",)}
+# the metric of an accuracy table (BLEU for translation)
 ACCURACY_METRICS = {"translation": "bleu", **{task: "accuracy" for task in ARITH_TASKS}}
 # the paper's accuracy tables and their tasks (the scorecard compares them with the paper's numbers)
 PAPER_ACCURACY_TABLES = {"table5": "translation", "table6": "mul", "table7": "list_prime_factors"}
-# results/<name>.* of the other artifacts: names an accuracy table cannot take
+# results/<name>.* of the other artifacts: names a grid table cannot take
 ARTIFACT_NAMES = ("figure1", "figure2", "figure3", "table1", "table1_recovery", "table2", "table3", "table4",
                   "table8", "ablation_divergence", "scorecard", "summary", "report")
 
@@ -189,18 +199,44 @@ class Grid:
             runs.setdefault(r["dir"], dict(r, noise_type=noise))
         return list(runs.values())
 
-    def accuracy_tables(self) -> list[str]:
-        """The experiments that are accuracy tables: those naming a task (Tables 5-7 in config.yaml;
-        another block like them is another table, results/<name>.csv)."""
+    def grid_tables(self) -> list[str]:
+        """The experiments that are grid tables: those naming a task (results/<name>.csv)."""
         return [name for name, exp in self.exp.items() if "task" in exp]
 
-    def accuracy_table_runs(self, name: str) -> list[dict]:
-        """An accuracy table: methods MLE/BC/SM x etas x seeds (MLE: one run per seed for every eta)."""
+    def accuracy_tables(self) -> list[str]:
+        """The grid tables with the default script: Tables 5-7 and any block like them."""
+        return [name for name in self.grid_tables() if "script" not in self.exp[name]]
+
+    def grid_table_runs(self, name: str) -> list[dict]:
+        """A grid table's runs, one row per point of methods x noise types x etas x divergences x
+        seeds, each with its coordinates as the block gives them and its run directory. MLE and
+        ULK runs carry no noise: their rows repeat one run per seed under every noise type and eta
+        (as in the paper's tables); divergences apply to SM rows only."""
         exp = self.exp[name]
         task = exp["task"]
-        return [dict(method=method, eta=float(eta), seed=seed,
-                     dir=self.run_dir(task, method, seed, exp["noise"], eta))
-                for method in ("mle", "bc", "sm") for eta in exp["etas"] for seed in exp["seeds"]]
+        noises = exp.get("noise_types") or [exp.get("noise", "none")]
+        etas = exp.get("etas") or [exp.get("eta", 0.0)]
+        rows = []
+        for method in exp.get("methods", DEFAULT_TABLE_METHODS):
+            for noise in noises:
+                for eta in etas:
+                    for div in (exp.get("divergences") or [None]) if method == "sm" else [None]:
+                        for seed in exp["seeds"]:
+                            run = self.canonical(task, method, seed, noise, eta, div)
+                            rows.append(dict(task=task, method=method, noise=noise, eta=float(eta),
+                                             divergence=run["divergence"], seed=int(seed), dir=RUN.format(**run)))
+        return rows
+
+    def grid_table_inputs(self, name: str) -> list[str]:
+        """The per-run files a grid table reads: run_files (default: the task's evaluation) of
+        every run directory."""
+        files = self.exp[name].get("run_files") or ["eval_sample.json" if self.exp[name]["task"] == "text"
+                                                   else "eval.json"]
+        return list(dict.fromkeys(f"{r['dir']}/{f}" for r in self.grid_table_runs(name) for f in files))
+
+    def grid_table_script(self, name: str) -> str:
+        """The grid table's script, relative to the repository root (or absolute)."""
+        return self.exp[name].get("script", DEFAULT_TABLE_SCRIPT)
 
     def ablation_runs(self) -> list[dict]:
         exp = self.exp["ablation_divergence"]
@@ -230,7 +266,7 @@ class Grid:
         warm-start check asks for it, and the config does not change)."""
         if self._grid_runs is None:
             dirs = [r["dir"] for r in self.figure3_runs() + self.ablation_runs()]
-            dirs += [r["dir"] for name in self.accuracy_tables() for r in self.accuracy_table_runs(name)]
+            dirs += [r["dir"] for name in self.grid_tables() for r in self.grid_table_runs(name)]
             dirs += [r["dir"] for name in ("table3", "table4") for r in self.timing_runs(name)]
             dirs += [self.text_run(m) for _, m, _ in TABLE2_ROWS]
             self._grid_runs = frozenset(dirs)
@@ -303,9 +339,10 @@ class Grid:
                     steps=int(t["steps"]), batch_size=int(t["batch_size"]))
 
 
-def semantic_errors(config: dict) -> list[str]:
+def semantic_errors(config: dict, root: str | None = None) -> list[str]:
     """Checks of the workflow config that span several keys or need seqmatch's names (the schema
-    checks each key alone)."""
+    checks each key alone); with ``root`` (the repository root) also that grid tables' scripts
+    exist."""
     lines = task_name_errors(config)
     for task, tcfg in config["tasks"].items():
         train = {**config["train"], **tcfg.get("train", {})}
@@ -319,21 +356,8 @@ def semantic_errors(config: dict) -> list[str]:
         if value not in DIVERGENCES:
             lines.append(f"config key '{key}' = {value!r}: expected one of {', '.join(DIVERGENCES)}")
     for name, exp in config.get("experiments", {}).items():
-        task = exp.get("task") if isinstance(exp, dict) else None
-        if task is None:  # not an accuracy table
-            continue
-        if name in ARTIFACT_NAMES or not re.fullmatch(r"[A-Za-z0-9_]+", name):
-            lines.append(f"config key 'experiments.{name}': an accuracy table needs a name of letters, digits "
-                         f"and _ that no other artifact has (taken: {', '.join(ARTIFACT_NAMES)})")
-        elif PAPER_ACCURACY_TABLES.get(name, task) != task:
-            lines.append(f"config key 'experiments.{name}.task' = {task!r}: the paper's {name} is "
-                         f"{PAPER_ACCURACY_TABLES[name]} (its scorecard rows compare with the paper); give "
-                         f"another task's table another name")
-        elif task not in ACCURACY_METRICS:
-            lines.append(f"config key 'experiments.{name}.task' = {task!r}: an accuracy table needs one of "
-                         f"{', '.join(ACCURACY_METRICS)}")
-        elif task not in config["tasks"]:
-            lines.append(f"config key 'experiments.{name}.task' = {task!r}: no tasks.{task} block")
+        if isinstance(exp, dict) and "task" in exp:
+            lines += grid_table_errors(config, name, exp, root)
     # Table 1's mistake prompts are test questions: more than there are would be cut silently
     data = config.get("tasks", {}).get("add_or_sub_in_base", {}).get("data", {})
     n_test = 200 if data.get("n_test") is None else data["n_test"]  # seqmatch.data arithmetic's default
@@ -348,6 +372,39 @@ def semantic_errors(config: dict) -> list[str]:
     return lines
 
 
+def grid_table_errors(config: dict, name: str, exp: dict, root: str | None = None) -> list[str]:
+    """The checks of one grid table (experiments.<name> with a task) that the schema cannot make."""
+    key, task = f"config key 'experiments.{name}", exp["task"]
+    if name in ARTIFACT_NAMES or not re.fullmatch(r"[A-Za-z0-9_]+", name):
+        return [f"{key}': a table needs a name of letters, digits and _ that no other artifact has "
+                f"(taken: {', '.join(ARTIFACT_NAMES)})"]
+    if task not in config.get("tasks", {}):
+        return [f"{key}.task' = {task!r}: no tasks.{task} block"]
+    lines = []
+    if name in PAPER_ACCURACY_TABLES and (PAPER_ACCURACY_TABLES[name] != task or "script" in exp):
+        lines.append(f"{key}': the paper's {name} is the accuracy table of {PAPER_ACCURACY_TABLES[name]} "
+                     f"(its scorecard rows compare with the paper): no other task or script; give another "
+                     f"table another name")
+    if "script" not in exp and task not in ACCURACY_METRICS:
+        lines.append(f"{key}.task' = {task!r}: an accuracy table (no script) needs one of "
+                     f"{', '.join(ACCURACY_METRICS)}")
+    for one, many in (("noise", "noise_types"), ("eta", "etas")):
+        if one in exp and many in exp:
+            lines.append(f"{key}': give {one} or {many}, not both")
+    if "noise" not in exp and "noise_types" not in exp and any(
+            float(e) > 0 for e in exp.get("etas") or [exp.get("eta", 0.0)]):
+        lines.append(f"{key}': eta > 0 needs noise or noise_types (without noise every run is noise-free)")
+    if exp.get("divergences") and "sm" not in exp.get("methods", DEFAULT_TABLE_METHODS):
+        lines.append(f"{key}.divergences': divergences apply to SM runs only, and methods has no sm")
+    for i, f in enumerate(exp.get("run_files") or []):
+        if task not in RUN_FILES.get(f, ()):
+            has = [g for g, tasks in RUN_FILES.items() if task in tasks]
+            lines.append(f"{key}.run_files.{i}' = {f!r}: {task} runs have {', '.join(has)}")
+    if root is not None and "script" in exp and not os.path.isfile(os.path.join(root, exp["script"])):
+        lines.append(f"{key}.script' = {exp['script']!r}: no such file (a path from the repository root, {root})")
+    return lines
+
+
 def _divergence_keys(config: dict):
     """(key, value) of every divergence the config names (the schema leaves them to this check, so
     a divergence is added in seqmatch.losses and DIVERGENCES alone)."""
@@ -356,8 +413,9 @@ def _divergence_keys(config: dict):
     for task, tcfg in config.get("tasks", {}).items():
         if "divergence" in (tcfg.get("train") or {}):
             yield f"tasks.{task}.train.divergence", tcfg["train"]["divergence"]
-    for i, div in enumerate(config.get("experiments", {}).get("ablation_divergence", {}).get("divergences", [])):
-        yield f"experiments.ablation_divergence.divergences.{i}", div
+    for name, exp in config.get("experiments", {}).items():
+        for i, div in enumerate((exp.get("divergences") or []) if isinstance(exp, dict) else []):
+            yield f"experiments.{name}.divergences.{i}", div
 
 
 def _keypath(parts) -> str:
@@ -374,8 +432,9 @@ def _describe_error(err) -> list[str]:
         allowed = sorted(err.schema.get("properties", {}))
         return [f"unknown config key '{_keypath(list(err.absolute_path) + [k])}' "
                 f"(allowed under '{key}': {', '.join(allowed)})" for k in err.instance if k not in allowed]
-    if err.validator == "required":
-        return [f"missing config key '{_keypath(list(err.absolute_path) + [k])}'"
+    if err.validator == "required":  # a conditional requirement (if/then) says why
+        why = f" ({desc.strip()})" if desc and "then" in err.absolute_schema_path else ""
+        return [f"missing config key '{_keypath(list(err.absolute_path) + [k])}'{why}"
                 for k in err.validator_value if k not in err.instance]
     if err.validator in ("anyOf", "oneOf") and err.context:
         inner = min(err.context, key=lambda e: len(list(e.absolute_path)))
@@ -392,12 +451,22 @@ def task_name_errors(config: dict) -> list[str]:
             for task in tasks if task not in TASKS]
 
 
+def experiment_name_errors(config: dict, schema: dict) -> list[str]:
+    """An experiments.<name> block that is no artifact of the paper and names no task (the schema
+    reads it as a grid table, whose missing keys would not say that the name is the problem)."""
+    exps = config.get("experiments") if isinstance(config.get("experiments"), dict) else {}
+    paper = schema["properties"]["experiments"]["properties"]
+    return [f"config key 'experiments.{name}': not an experiment of the paper ({', '.join(paper)}), and "
+            f"without a task not a grid table either (experiments.<name>.task)"
+            for name, exp in exps.items() if name not in paper and not (isinstance(exp, dict) and "task" in exp)]
+
+
 def schema_errors(config: dict, schema: dict) -> list[str]:
     """Every violation of the workflow schema as a readable line naming the key ([] if valid); a
-    misnamed task is reported alone (``task_name_errors``)."""
+    misnamed task or experiment is reported alone (``task_name_errors``, ``experiment_name_errors``)."""
     from jsonschema import Draft202012Validator
 
-    names = task_name_errors(config)
+    names = task_name_errors(config) + experiment_name_errors(config, schema)
     if names:
         return names
     errors = sorted(Draft202012Validator(schema).iter_errors(config), key=lambda e: [str(p) for p in e.absolute_path])

@@ -61,9 +61,57 @@ def test_grid_lists_each_artifacts_runs():
     cfg["experiments"]["table9"] = {"task": "add_or_sub_in_base", "noise": "random", "etas": [0.3], "seeds": [2]}
     g9 = runs.Grid(cfg)
     assert g9.accuracy_tables() == ["table5", "table6", "table7", "table9"]
-    assert [r["dir"] for r in g9.accuracy_table_runs("table9")] == [
+    assert [r["dir"] for r in g9.grid_table_runs("table9")] == [
         f"{ADD}/mle-none-eta0-none/seed2", f"{ADD}/bc-random-eta0.3-none/seed2", f"{ADD}/sm-random-eta0.3-chi2_mix/seed2"]
     assert len(g9.grid_runs()) == len(g.grid_runs()) + 3
+
+
+def test_a_grid_table_is_the_product_of_its_block():
+    """A grid table of a new kind: every method x noise type x eta x divergence (SM only) x seed,
+    written out by hand; MLE rows repeat the one noise-free run of each seed."""
+    cfg = copy.deepcopy(CONFIG)
+    cfg["experiments"]["bkspc"] = {
+        "task": "add_or_sub_in_base", "methods": ["mle", "sm"], "noise_types": ["random", "ground_truth"],
+        "eta": 0.1, "divergences": ["js", "kl"], "seeds": [3, 4], "script": "tests/my_table.py",
+        "run_files": ["eval.json", "summary.json"]}
+    g = runs.Grid(cfg)
+    assert g.grid_tables() == ["table5", "table6", "table7", "bkspc"]
+    assert g.accuracy_tables() == ["table5", "table6", "table7"]  # bkspc has its own script
+    assert g.grid_table_script("bkspc") == "tests/my_table.py"
+    assert g.grid_table_script("table6") == "workflow/scripts/accuracy_table.py"
+    rows = g.grid_table_runs("bkspc")
+    mle = [(r["noise"], r["eta"], r["divergence"], r["seed"], r["dir"]) for r in rows if r["method"] == "mle"]
+    assert mle == [("random", 0.1, "none", 3, f"{ADD}/mle-none-eta0-none/seed3"),
+                   ("random", 0.1, "none", 4, f"{ADD}/mle-none-eta0-none/seed4"),
+                   ("ground_truth", 0.1, "none", 3, f"{ADD}/mle-none-eta0-none/seed3"),
+                   ("ground_truth", 0.1, "none", 4, f"{ADD}/mle-none-eta0-none/seed4")]
+    sm = {(r["noise"], r["divergence"], r["seed"], r["dir"]) for r in rows if r["method"] == "sm"}
+    assert sm == {(n, d, s, f"{ADD}/sm-{n}-eta0.1-{d}/seed{s}")
+                  for n in ("random", "ground_truth") for d in ("js", "kl") for s in (3, 4)}
+    assert len(rows) == 4 + 8 and all(r["task"] == "add_or_sub_in_base" for r in rows)
+    # 2 MLE + 8 SM run directories, two files each
+    inputs = g.grid_table_inputs("bkspc")
+    assert len(inputs) == 20 and f"{ADD}/sm-random-eta0.1-kl/seed4/summary.json" in inputs
+    assert g.grid_table_inputs("table5") == [  # the default: the task's evaluation
+        f"resources/runs/translation/{m}/seed0/eval.json"
+        for m in ("mle-none-eta0-none", "bc-random-eta0.02-none", "sm-random-eta0.02-chi2_mix")]
+    # its runs join the grid (an SM run warm-starts from a BC run of any table)
+    assert len(g.grid_runs()) == len(runs.Grid(CONFIG).grid_runs()) + 10
+    # no noise, no eta: the noise-free runs; SM without divergences: the task's divergence
+    cfg["experiments"]["clean"] = {"task": "mul", "methods": ["ulk", "sm"], "seeds": [0], "script": "t.py"}
+    assert [r["dir"] for r in runs.Grid(cfg).grid_table_runs("clean")] == [
+        "resources/runs/mul/ulk-none-eta0-none/seed0", "resources/runs/mul/sm-none-eta0-chi2_mix/seed0"]
+
+
+def test_grid_table_script_must_exist(tmp_path):
+    cfg = copy.deepcopy(CONFIG)
+    cfg["experiments"]["t9"] = {"task": "mul", "seeds": [0], "script": "workflow/scripts/t9.py"}
+    errors = runs.semantic_errors(cfg, root=str(tmp_path))
+    assert errors == [f"config key 'experiments.t9.script' = 'workflow/scripts/t9.py': no such file (a path "
+                      f"from the repository root, {tmp_path})"]
+    (tmp_path / "workflow" / "scripts").mkdir(parents=True)
+    (tmp_path / "workflow" / "scripts" / "t9.py").write_text("")
+    assert runs.semantic_errors(cfg, root=str(tmp_path)) == []
 
 
 def test_job_configs_carry_config_yaml_values_under_their_names():
@@ -152,11 +200,25 @@ def test_semantic_errors_name_the_key(change, message):
     ({"experiments": {"ablation_divergence": {"divergences": ["js", "tv"]}}},
      "'experiments.ablation_divergence.divergences.1' = 'tv'"),
     ({"tasks": {"sort": {}}}, "'tasks.sort' names no task of seqmatch"),
-    ({"experiments": {"table9": {"task": "text"}}}, "'experiments.table9.task' = 'text': an accuracy table needs"),
+    ({"experiments": {"table9": {"task": "text"}}}, "'experiments.table9.task' = 'text': an accuracy table (no script)"),
     ({"experiments": {"table1": {"n_recovery": 201}}}, "'experiments.table1.n_recovery' = 201: more than the 200"),
-    ({"experiments": {"table5": {"task": "mul"}}}, "'experiments.table5.task' = 'mul': the paper's table5 is translation"),
-    ({"experiments": {"scorecard": {"task": "mul"}}}, "'experiments.scorecard': an accuracy table needs a name"),
-    ({"experiments": {"table.9": {"task": "mul"}}}, "'experiments.table.9': an accuracy table needs a name"),
+    ({"experiments": {"table5": {"task": "mul"}}}, "'experiments.table5': the paper's table5 is the accuracy table of translation"),
+    ({"experiments": {"table6": {"script": "my.py"}}}, "'experiments.table6': the paper's table6 is the accuracy table of mul"),
+    ({"experiments": {"scorecard": {"task": "mul"}}}, "'experiments.scorecard': a table needs a name"),
+    ({"experiments": {"table.9": {"task": "mul"}}}, "'experiments.table.9': a table needs a name"),
+    ({"experiments": {"t9": {"task": "mul", "seeds": [0], "script": "t.py", "etas": [0.1]}}},
+     "'experiments.t9': eta > 0 needs noise or noise_types"),
+    ({"experiments": {"t9": {"task": "mul", "seeds": [0], "script": "t.py", "noise": "random",
+                             "noise_types": ["random"]}}}, "'experiments.t9': give noise or noise_types, not both"),
+    ({"experiments": {"t9": {"task": "mul", "seeds": [0], "script": "t.py", "eta": 0.1, "etas": [0.1],
+                             "noise": "random"}}}, "'experiments.t9': give eta or etas, not both"),
+    ({"experiments": {"t9": {"task": "mul", "seeds": [0], "script": "t.py", "methods": ["bc"],
+                             "divergences": ["js"]}}}, "'experiments.t9.divergences': divergences apply to SM runs only"),
+    ({"experiments": {"t9": {"task": "text", "seeds": [0], "script": "t.py", "run_files": ["summary.json", "eval.json"]}}},
+     "'experiments.t9.run_files.1' = 'eval.json': text runs have summary.json, eval_sample.json, eval_contrastive.json"),
+    ({"experiments": {"t9": {"task": "mul", "seeds": [0], "script": "t.py", "divergences": ["tv"]}}},
+     "'experiments.t9.divergences.0' = 'tv': expected one of"),
+    ({"experiments": {"t9": {"task": "sort", "seeds": [0], "script": "t.py"}}}, "'experiments.t9.task' = 'sort': no tasks.sort block"),
 ])
 def test_names_are_checked_against_seqmatch(change, message):
     """Divergence and task names are checked here, not by schema enums: a divergence is added in
@@ -203,3 +265,26 @@ def test_schema_errors_name_each_bad_key():
     assert any(e.startswith("config key 'train.gamma' = 'high'") for e in errors)
     assert any(e.startswith("unknown config key 'train.stepz' (allowed under 'train':") for e in errors)
     assert "missing config key 'experiments.table1.n_recovery'" in errors
+
+
+def test_schema_errors_say_why_a_grid_table_block_is_wrong():
+    from pathlib import Path
+
+    import yaml
+
+    root = Path(__file__).parents[1]
+    schema = yaml.safe_load((root / "workflow/schemas/config.schema.yaml").read_text())
+    cfg = yaml.safe_load((root / "config.yaml").read_text())
+    # a misspelled paper experiment: one line naming it, not the keys a grid table would miss
+    cfg["experiments"]["figure_3"] = cfg["experiments"]["figure3"]
+    errors = runs.schema_errors(cfg, schema)
+    assert len(errors) == 1 and errors[0].startswith(
+        "config key 'experiments.figure_3': not an experiment of the paper (figure3, table1,"), errors
+    del cfg["experiments"]["figure_3"]
+    # a grid table without a script is an accuracy table: noise and etas, and the reason
+    cfg["experiments"]["table9"] = {"task": "mul", "seeds": [0], "noise": "random"}
+    assert runs.schema_errors(cfg, schema) == [
+        "missing config key 'experiments.table9.etas' (a grid table without a script is an accuracy table "
+        "like Tables 5-7, which needs noise and etas)"]
+    cfg["experiments"]["table9"]["script"] = "my_table.py"  # any table over the grid: no etas needed
+    assert runs.schema_errors(cfg, schema) == []

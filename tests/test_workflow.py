@@ -174,6 +174,12 @@ BAD_CONFIGS = [
     ({"train": {"alpha": 0}}, "train.alpha", "alpha must be > 0"),
     ({"experiments": {"figure3": {"seeds": [0, 0]}}}, "experiments.figure3.seeds", "duplicate seeds"),
     ({"model": {"lora_r": -1}}, "model.lora_r", "negative rank"),
+    ({"experiments": {"my_table": {"task": "mul", "seeds": [0], "script": "my_tables/nope.py"}}},
+     "experiments.my_table.script", "grid table script missing"),
+    ({"experiments": {"my_table": {"task": "mul", "seeds": [0], "script": "t.py", "run_files": ["mistakes.json"]}}},
+     "experiments.my_table.run_files.0", "run file the task lacks"),
+    ({"experiments": {"my_table": {"task": "mul", "seeds": [0], "noise": "random"}}},
+     "experiments.my_table.etas", "accuracy table without etas"),
 ]
 
 
@@ -309,7 +315,7 @@ def test_dry_run_full_dag(wf, profile, tmp_path):
     for rule in ARTIFACT_RULES:
         assert stats[rule] == 1, rule
     assert stats["annotate_table"] == 2  # tables 1 and 8
-    assert stats["accuracy_table"] == 3  # tables 5-7
+    assert stats["grid_table"] == 3  # tables 5-7
     assert stats["data"] == 5
     assert stats["evaluate_text"] == 5  # MLE, MLE + C.S., ULK, BC, SM
     cfg = merged_config(*overrides)
@@ -409,12 +415,12 @@ def test_a_new_accuracy_table_is_one_config_block(wf, tmp_path):
     cfg.write_text(yaml.safe_dump({"experiments": {"table9": {
         "task": "add_or_sub_in_base", "noise": "random", "etas": [0.3], "seeds": [5]}}}))
     stats, out = dry_run(wf, "--configfile", str(cfg))
-    assert stats["accuracy_table"] == 4
-    block = next(b for b in jobs_of(out, "accuracy_table") if "results/table9.csv" in b)
+    assert stats["grid_table"] == 4
+    block = next(b for b in jobs_of(out, "grid_table") if "results/table9.csv" in b)
     assert "resources/runs/add_or_sub_in_base/sm-random-eta0.3-chi2_mix/seed5/eval.json" in block
     assert "results/table9.csv" in re.search(r"input: (.*)", jobs_of(out, "all")[0]).group(1)
     stats, out = dry_run(wf, "results/table9.csv", "--configfile", str(cfg))
-    assert stats["train"] == 3 and stats["accuracy_table"] == 1  # MLE, BC and SM of seed 5
+    assert stats["train"] == 3 and stats["grid_table"] == 1  # MLE, BC and SM of seed 5
 
 
 def test_multi_gpu_training_goes_through_accelerate(wf, tmp_path):
@@ -443,15 +449,16 @@ def _finite(series) -> bool:
     return bool(pd.to_numeric(series, errors="coerce").map(math.isfinite).all())
 
 
-def check_artifacts(results: Path, cfg: dict) -> None:
-    """Every artifact exists, with the expected columns and finite numbers."""
+def check_artifacts(results: Path, cfg: dict, extra=()) -> None:
+    """Every artifact exists, with the expected columns and finite numbers (``extra``: other files
+    results/ should hold)."""
     for name in ARTIFACTS:
         path = results / name
         assert path.is_file() and path.stat().st_size > 0, f"missing {name}"
     for fig in ("figure1", "figure2", "figure3"):
         assert (results / f"{fig}.png").read_bytes()[:4] == b"\x89PNG"
         assert (results / f"{fig}.pdf").read_bytes()[:4] == b"%PDF"
-    leftovers = {p.name for p in results.iterdir()} - set(ARTIFACTS) - {".gitkeep", "report.html"}
+    leftovers = {p.name for p in results.iterdir()} - set(ARTIFACTS) - set(extra) - {".gitkeep", "report.html"}
     assert not leftovers, f"stray files in results/: {leftovers}"
     ex = cfg["experiments"]
 
@@ -629,14 +636,37 @@ else:
 }
 
 
+# A table of a new kind, as a researcher adds one: a script of their own (outside workflow/) and
+# an experiments block naming it. Mean accuracy and training step time per (method, noise, divergence).
+MY_TABLE = """
+import json, os
+import pandas as pd
+groups = {}
+for run in snakemake.params.runs:
+    ev = json.load(open(os.path.join(run["dir"], "eval.json")))
+    summary = json.load(open(os.path.join(run["dir"], "summary.json")))
+    key = (run["method"], run["noise"], run["divergence"])
+    groups.setdefault(key, []).append((ev["accuracy"], summary["grad_step_time_mean"]))
+rows = [dict(method=m, noise=n, divergence=d, n=len(v), accuracy=sum(a for a, _ in v) / len(v),
+             step_time=sum(t for _, t in v) / len(v), task=snakemake.params.experiment["task"],
+             files=len(snakemake.input.runs)) for (m, n, d), v in groups.items()]
+pd.DataFrame(rows).to_csv(snakemake.output.csv, index=False)
+"""
+MY_TABLE_BLOCK = {
+    "task": "add_or_sub_in_base", "methods": ["mle", "sm"], "noise_types": ["ground_truth", "random"],
+    "eta": 0.2, "divergences": ["js", "kl"], "seeds": [0, 1], "script": "my_tables/step_time.py",
+    "run_files": ["eval.json", "summary.json"], "caption": "Accuracy and step time of MLE and SM by divergence.",
+}
+
 # Bigger grids than smoke.yaml (two seeds, two etas, three divergences): the aggregation over
-# seeds and every column of the wide tables get exercised.
+# seeds and every column of the wide tables get exercised; plus a table of a new kind.
 PLUMBING_GRID = {
     "experiments": {
         "figure3": {"etas": [0.05, 0.2], "seeds": [0, 1]},
         **{t: {"etas": [0.02, 0.2], "seeds": [0, 1]} for t in ("table5", "table6", "table7")},
         "ablation_divergence": {"divergences": ["chi2_mix", "js", "kl"],
                                 "noise_types": ["ground_truth", "random"], "seeds": [0, 1]},
+        "step_time": MY_TABLE_BLOCK,
     }
 }
 
@@ -649,11 +679,14 @@ def test_smoke_dag_plumbing_with_stub_modules(tmp_path):
         (wd / "seqmatch" / name).parent.mkdir(exist_ok=True)
         (wd / "seqmatch" / name).write_text(textwrap.dedent(src))
     (wd / "grid.yaml").write_text(yaml.safe_dump(PLUMBING_GRID))
+    (wd / "my_tables").mkdir()
+    (wd / "my_tables" / "step_time.py").write_text(MY_TABLE)
     cfg_args = ["--configfile", SMOKE, "grid.yaml"]
     res = snakemake(["--cores", "2", *cfg_args], wd, timeout=900)
     assert res.returncode == 0, (res.stdout + res.stderr)[-6000:]
     cfg = merged_config(SMOKE, PLUMBING_GRID)
-    check_artifacts(wd / "results", cfg)
+    check_artifacts(wd / "results", cfg, extra=["step_time.csv"])
+    check_new_kind_of_table(wd)
     for name in ("table5", "table6", "table7"):
         t = pd.read_csv(wd / "results" / f"{name}.csv")
         assert (t["n_seeds"] == 2).all() and _finite(t["eta_0.02_sd"]) and _finite(t["eta_0.2_sd"])
@@ -661,9 +694,30 @@ def test_smoke_dag_plumbing_with_stub_modules(tmp_path):
     rep = snakemake(["--report", "results/report.html", *cfg_args], wd, timeout=600)
     assert rep.returncode == 0, (rep.stdout + rep.stderr)[-4000:]
     assert (wd / "results" / "report.html").stat().st_size > 10_000
+    # the block's caption, rendered (the caption key is no param: editing it does not rerun the table)
+    assert "<strong>step_time</strong>. Accuracy and step time of MLE and SM by divergence." in (
+        wd / "results" / "report.html").read_text(errors="ignore")
     # nothing to do afterwards: outputs are complete and consistent with the config
     again = snakemake(["-n", *cfg_args], wd, timeout=300)
     assert "Nothing to be done" in again.stdout + again.stderr, (again.stdout + again.stderr)[-3000:]
+
+
+def check_new_kind_of_table(wd: Path) -> None:
+    """results/step_time.csv against the runs' own files, read here: MLE is one noise-free run per
+    seed under both noise types, SM one run per noise type, divergence and seed."""
+    runs_dir = wd / "resources" / "runs" / "add_or_sub_in_base"
+    t = pd.read_csv(wd / "results" / "step_time.csv", keep_default_na=False)
+    assert len(t) == 2 + 4 and set(t["task"]) == {"add_or_sub_in_base"}
+    assert (t["files"] == 2 * (2 + 8)).all()  # eval.json and summary.json of 2 MLE + 8 SM runs
+    for row in t.itertuples():
+        if row.method == "mle":
+            dirs = [runs_dir / f"mle-none-eta0-none/seed{s}" for s in (0, 1)]
+        else:
+            dirs = [runs_dir / f"sm-{row.noise}-eta0.2-{row.divergence}/seed{s}" for s in (0, 1)]
+        acc = [json.loads((d / "eval.json").read_text())["accuracy"] for d in dirs]
+        step = [json.loads((d / "summary.json").read_text())["grad_step_time_mean"] for d in dirs]
+        assert row.n == 2
+        assert row.accuracy == pytest.approx(sum(acc) / 2) and row.step_time == pytest.approx(sum(step) / 2)
 
 
 # ------------------------------------------------------------------------------------ end to end

@@ -29,7 +29,7 @@ def validate_config(cfg):
             "Invalid configuration (checked against workflow/schemas/config.schema.yaml; "
             "nothing was run):\n  - " + "\n  - ".join(lines)
         ) from None
-    lines = runs.semantic_errors(cfg)
+    lines = runs.semantic_errors(cfg, root=workflow.basedir)
     if lines:
         raise WorkflowError("Invalid configuration (nothing was run):\n  - " + "\n  - ".join(lines))
 
@@ -58,11 +58,18 @@ wildcard_constraints:
     seed=r"[0-9]+",
     decoding="sample|contrastive",
     annotated="table1|table8",
-    accuracy_table="|".join(map(re.escape, GRID.accuracy_tables())) or "^$",
+    grid_table="|".join(map(re.escape, GRID.grid_tables())) or "^$",
 
 
 def evals(run_list, name="eval.json"):
     return list(dict.fromkeys(f"{r['dir']}/{name}" for r in run_list))
+
+
+def grid_table_script(name):
+    """A grid table's script relative to this directory (script: paths are; a relative path does
+    not change when the repository moves, so the table does not rerun)."""
+    path = os.path.join(workflow.basedir, GRID.grid_table_script(name))
+    return os.path.relpath(path, os.path.join(workflow.basedir, "workflow", "rules"))
 
 
 def model_dir(wildcards, input):
@@ -144,7 +151,7 @@ def threads(group):
 
 def all_artifacts():
     """Every results/ file: the outputs of the rules without wildcards, Tables 1 and 8 and the
-    accuracy tables of the grid (a rule added for a new artifact needs no entry here)."""
+    grid tables (a rule added for a new artifact needs no entry here)."""
     fixed = [str(f) for r in workflow.rules if not r.has_wildcards() for f in r.output if str(f).startswith("results/")]
-    tables = ["table1", "table8"] + GRID.accuracy_tables()
+    tables = ["table1", "table8"] + GRID.grid_tables()
     return sorted(dict.fromkeys(fixed + [f"results/{t}.csv" for t in tables]))

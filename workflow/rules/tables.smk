@@ -93,25 +93,28 @@ rule table4:
         "../scripts/timing_table.py"
 
 
-# Tables 5-7 and any other experiments.<name> block with a task: test accuracy (BLEU for
-# translation) of MLE, BC and SM at each eta.
-rule accuracy_table:
+# Grid tables, experiments.<name> blocks with a task: the runs of a grid (seqmatch.runs.Grid.
+# grid_table_runs) tabulated by the block's script; without one, an accuracy table (Tables 5-7:
+# test accuracy, BLEU for translation, of MLE, BC and SM at each eta).
+rule grid_table:
     input:
-        evals=lambda w: evals(GRID.accuracy_table_runs(w.accuracy_table)),
-        meta=lambda w: f"{GRID.data_dir(EXP[w.accuracy_table]['task'])}/meta.json",
+        runs=lambda w: GRID.grid_table_inputs(w.grid_table),
+        meta=lambda w: f"{GRID.data_dir(EXP[w.grid_table]['task'])}/meta.json",
     output:
-        csv=report("results/{accuracy_table}.csv", caption="../report/accuracy_table.rst", category="Tables"),
+        csv=report("results/{grid_table}.csv", caption="../report/grid_table.rst", category="Tables"),
     log:
-        f"{LOGS}/tables/{{accuracy_table}}.log",
+        f"{LOGS}/tables/{{grid_table}}.log",
     params:
-        runs=lambda w: GRID.accuracy_table_runs(w.accuracy_table),
-        metric=lambda w: runs.ACCURACY_METRICS[EXP[w.accuracy_table]["task"]],
-        provenance=lambda w: GRID.provenance(EXP[w.accuracy_table]["task"]),
+        runs=lambda w: GRID.grid_table_runs(w.grid_table),
+        experiment=lambda w: {k: v for k, v in EXP[w.grid_table].items() if k != "caption"},
+        metric=lambda w: runs.ACCURACY_METRICS.get(EXP[w.grid_table]["task"]),
+        provenance=lambda w: GRID.provenance(EXP[w.grid_table]["task"]),
+        script=lambda w: grid_table_script(w.grid_table),
     localrule: True
     conda:
         "../envs/seqmatch.yaml"
     script:
-        "../scripts/accuracy_table.py"
+        "{params.script}"
 
 
 rule ablation_divergence:

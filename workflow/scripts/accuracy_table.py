@@ -1,5 +1,6 @@
-"""results/<name>.csv of an accuracy table (table5: BLEU; table6, table7 and any other experiments
-block with a task: accuracy; rule accuracy_table): the paper's rows MLE, BC, SM
+"""results/<name>.csv of an accuracy table, the default script of a grid table (rule grid_table;
+table5: BLEU; table6, table7 and any other experiments block with a task and no script:
+accuracy): one row per method (the paper's MLE, BC, SM unless the block's methods say otherwise)
 and one column pair per noise level (eta_<value>_mean, eta_<value>_sd: mean and sd over seeds).
 MLE is trained without noise, so its row repeats the same runs under every eta."""
 
@@ -20,7 +21,7 @@ for run in snakemake.params.runs:  # noqa: F821
 
 etas = sorted({eta for _, eta in values})
 rows = []
-for method in ("mle", "bc", "sm"):
+for method in dict.fromkeys(run["method"] for run in snakemake.params.runs):  # noqa: F821
     row = {"method": method.upper(), "metric": metric}
     counts = []
     for eta in etas:
