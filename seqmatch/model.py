@@ -49,6 +49,7 @@ from torch import nn
 
 from .actions import BKSPC_TOKEN
 from .io import atomic_write_text
+from .options import config_field as _field
 
 FORMAT_VERSION = 1
 CONFIG_FILE = "seqmatch_model.json"
@@ -62,14 +63,6 @@ _DTYPES = {
     "float16": torch.float16,
     "fp16": torch.float16,
 }
-
-
-def _field(default=None, help_text: str = "", *, factory=None):
-    """A config field with its help text (``python -m seqmatch.train --help`` shows it; the
-    workflow schema is checked against the fields in tests/test_train.py)."""
-    if factory is not None:
-        return dataclasses.field(default_factory=factory, metadata={"help": help_text})
-    return dataclasses.field(default=default, metadata={"help": help_text})
 
 
 @dataclass

@@ -11,10 +11,19 @@ FILE``. Torch-free.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
 from typing import Sequence
+
+
+def config_field(default=None, help_text: str = "", *, factory=None):
+    """A TrainConfig/ModelConfig field with its help text (``python -m seqmatch.train --help``
+    shows it; tests/test_train.py checks the workflow schema against the fields)."""
+    if factory is not None:
+        return dataclasses.field(default_factory=factory, metadata={"help": help_text})
+    return dataclasses.field(default=default, metadata={"help": help_text})
 
 
 def read_config_file(path: str) -> dict:

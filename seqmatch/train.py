@@ -32,7 +32,7 @@ import signal
 import statistics
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -41,14 +41,9 @@ import torch
 from seqmatch import checkpoint
 from seqmatch.actions import actions_to_inputs, collate, truncate_actions
 from seqmatch.noise import add_backspace_noise, digit_noise_ids, random_noise_ids
+from seqmatch.options import config_field as _field
 from seqmatch.runs import DIVERGENCES, METHODS  # the names, in one place (the workflow uses them too)
 from seqmatch.runs import NOISES as NOISE_TYPES
-
-
-def _field(default, help_text: str):
-    """A config field with its help text (``--help`` shows it; the workflow schema is checked
-    against the fields in tests/test_train.py)."""
-    return field(default=default, metadata={"help": help_text})
 
 
 @dataclass
