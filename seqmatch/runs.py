@@ -356,8 +356,11 @@ def semantic_errors(config: dict, root: str | None = None) -> list[str]:
         if value not in DIVERGENCES:
             lines.append(f"config key '{key}' = {value!r}: expected one of {', '.join(DIVERGENCES)}")
     for name, exp in config.get("experiments", {}).items():
-        if isinstance(exp, dict) and "task" in exp:
+        if isinstance(exp, dict) and isinstance(exp.get("task"), str):  # else a schema error
             lines += grid_table_errors(config, name, exp, root)
+    if config.get("experiments", {}).get("table2", {}).get("noise") == "ground_truth":
+        lines.append("config key 'experiments.table2.noise' = 'ground_truth': ground-truth noise (digits of the "
+                     "question's base) needs an arithmetic task, and Table 2's runs are text (use random)")
     # Table 1's mistake prompts are test questions: more than there are would be cut silently
     data = config.get("tasks", {}).get("add_or_sub_in_base", {}).get("data", {})
     n_test = 200 if data.get("n_test") is None else data["n_test"]  # seqmatch.data arithmetic's default
@@ -372,6 +375,11 @@ def semantic_errors(config: dict, root: str | None = None) -> list[str]:
     return lines
 
 
+# what an accuracy table (a grid table without a script) may set; the paper's Tables 5-7 less
+ACCURACY_TABLE_KEYS = ("task", "methods", "noise", "etas", "divergences", "seeds", "caption")
+PAPER_ACCURACY_TABLE_KEYS = ("task", "noise", "etas", "seeds")
+
+
 def grid_table_errors(config: dict, name: str, exp: dict, root: str | None = None) -> list[str]:
     """The checks of one grid table (experiments.<name> with a task) that the schema cannot make."""
     key, task = f"config key 'experiments.{name}", exp["task"]
@@ -381,27 +389,46 @@ def grid_table_errors(config: dict, name: str, exp: dict, root: str | None = Non
     if task not in config.get("tasks", {}):
         return [f"{key}.task' = {task!r}: no tasks.{task} block"]
     lines = []
-    if name in PAPER_ACCURACY_TABLES and (PAPER_ACCURACY_TABLES[name] != task or "script" in exp):
-        lines.append(f"{key}': the paper's {name} is the accuracy table of {PAPER_ACCURACY_TABLES[name]} "
-                     f"(its scorecard rows compare with the paper): no other task or script; give another "
-                     f"table another name")
-    if "script" not in exp and task not in ACCURACY_METRICS:
-        lines.append(f"{key}.task' = {task!r}: an accuracy table (no script) needs one of "
-                     f"{', '.join(ACCURACY_METRICS)}")
+    if name in PAPER_ACCURACY_TABLES:
+        other = [k for k in exp if k not in PAPER_ACCURACY_TABLE_KEYS]
+        if PAPER_ACCURACY_TABLES[name] != task or other:
+            lines.append(f"{key}': the paper's {name} is the accuracy table of {PAPER_ACCURACY_TABLES[name]} "
+                         f"with {', '.join(PAPER_ACCURACY_TABLE_KEYS[1:])} (its scorecard rows compare with "
+                         f"the paper){'; not ' + ', '.join(other) if other else ''}; give another table "
+                         f"another name")
+    elif "script" not in exp:  # an accuracy table: one row per method, one column per eta
+        if task not in ACCURACY_METRICS:
+            lines.append(f"{key}.task' = {task!r}: an accuracy table (no script) needs one of "
+                         f"{', '.join(ACCURACY_METRICS)}")
+        other = [k for k in exp if k not in ACCURACY_TABLE_KEYS]
+        if other:
+            lines.append(f"{key}': an accuracy table (no script) takes {', '.join(ACCURACY_TABLE_KEYS)}, not "
+                         f"{', '.join(other)} (give a script to tabulate another grid)")
+        if len(exp.get("divergences") or []) > 1:
+            lines.append(f"{key}.divergences': an accuracy table has one SM row, so one divergence "
+                         f"(give a script to compare divergences)")
     for one, many in (("noise", "noise_types"), ("eta", "etas")):
         if one in exp and many in exp:
             lines.append(f"{key}': give {one} or {many}, not both")
-    if "noise" not in exp and "noise_types" not in exp and any(
-            float(e) > 0 for e in exp.get("etas") or [exp.get("eta", 0.0)]):
+    noises = exp.get("noise_types") or ([exp["noise"]] if "noise" in exp else [])
+    etas = exp.get("etas") or [exp.get("eta", 0.0)]
+    if not noises and any(float(e) > 0 for e in etas):
         lines.append(f"{key}': eta > 0 needs noise or noise_types (without noise every run is noise-free)")
+    if noises and not any(float(e) > 0 for e in etas):
+        lines.append(f"{key}': noise needs an eta > 0 (eta or etas; at eta 0 every run is noise-free)")
+    if "ground_truth" in noises and task not in ARITH_TASKS:
+        lines.append(f"{key}': ground_truth noise (digits of the question's base) needs an arithmetic task, "
+                     f"not {task}")
     if exp.get("divergences") and "sm" not in exp.get("methods", DEFAULT_TABLE_METHODS):
         lines.append(f"{key}.divergences': divergences apply to SM runs only, and methods has no sm")
     for i, f in enumerate(exp.get("run_files") or []):
         if task not in RUN_FILES.get(f, ()):
             has = [g for g, tasks in RUN_FILES.items() if task in tasks]
             lines.append(f"{key}.run_files.{i}' = {f!r}: {task} runs have {', '.join(has)}")
-    if root is not None and "script" in exp and not os.path.isfile(os.path.join(root, exp["script"])):
-        lines.append(f"{key}.script' = {exp['script']!r}: no such file (a path from the repository root, {root})")
+    script = exp.get("script")
+    if root is not None and isinstance(script, str) and not os.path.isfile(os.path.join(root, script)):
+        where = "" if os.path.isabs(script) else f" (a path from the repository root, {root})"
+        lines.append(f"{key}.script' = {script!r}: no such file{where}")
     return lines
 
 

@@ -112,6 +112,9 @@ def test_grid_table_script_must_exist(tmp_path):
     (tmp_path / "workflow" / "scripts").mkdir(parents=True)
     (tmp_path / "workflow" / "scripts" / "t9.py").write_text("")
     assert runs.semantic_errors(cfg, root=str(tmp_path)) == []
+    cfg["experiments"]["t9"]["script"] = str(tmp_path / "elsewhere.py")  # an absolute path: no root
+    assert runs.semantic_errors(cfg, root=str(tmp_path)) == [
+        f"config key 'experiments.t9.script' = '{tmp_path / 'elsewhere.py'}': no such file"]
 
 
 def test_job_configs_carry_config_yaml_values_under_their_names():
@@ -209,7 +212,19 @@ def test_semantic_errors_name_the_key(change, message):
     ({"experiments": {"t9": {"task": "mul", "seeds": [0], "script": "t.py", "etas": [0.1]}}},
      "'experiments.t9': eta > 0 needs noise or noise_types"),
     ({"experiments": {"t9": {"task": "mul", "seeds": [0], "script": "t.py", "noise": "random",
-                             "noise_types": ["random"]}}}, "'experiments.t9': give noise or noise_types, not both"),
+                             "noise_types": ["random"], "eta": 0.1}}}, "'experiments.t9': give noise or noise_types, not both"),
+    ({"experiments": {"t9": {"task": "mul", "seeds": [0], "script": "t.py", "noise": "random"}}},
+     "'experiments.t9': noise needs an eta > 0"),
+    ({"experiments": {"t9": {"task": "text", "seeds": [0], "script": "t.py", "noise_types": ["ground_truth"],
+                             "eta": 0.1}}}, "'experiments.t9': ground_truth noise (digits of the question's base) needs an arithmetic task, not text"),
+    ({"experiments": {"table2": {"noise": "ground_truth"}}}, "'experiments.table2.noise' = 'ground_truth'"),
+    ({"experiments": {"t9": {"task": "mul", "seeds": [0], "noise": "random", "etas": [0.1],
+                             "run_files": ["summary.json"]}}},
+     "'experiments.t9': an accuracy table (no script) takes task, methods, noise, etas, divergences, seeds, caption, not run_files"),
+    ({"experiments": {"t9": {"task": "mul", "seeds": [0], "noise": "random", "etas": [0.1],
+                             "divergences": ["js", "kl"]}}}, "'experiments.t9.divergences': an accuracy table has one SM row"),
+    ({"experiments": {"table7": {"methods": ["sm"]}}},
+     "'experiments.table7': the paper's table7 is the accuracy table of list_prime_factors with noise, etas, seeds (its scorecard rows compare with the paper); not methods"),
     ({"experiments": {"t9": {"task": "mul", "seeds": [0], "script": "t.py", "eta": 0.1, "etas": [0.1],
                              "noise": "random"}}}, "'experiments.t9': give eta or etas, not both"),
     ({"experiments": {"t9": {"task": "mul", "seeds": [0], "script": "t.py", "methods": ["bc"],

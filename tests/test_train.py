@@ -250,6 +250,31 @@ def test_sm_warm_started_from_the_bc_run_equals_sm_from_scratch(toy, tmp_path):
         pytest.approx(sum(warm.grad_times[12:]) / len(warm.grad_times[12:]))
 
 
+def test_a_finished_sm_run_rerun_with_a_warm_start_restores_its_own_checkpoint(toy, tmp_path):
+    """What Snakemake does when a new table adds the BC run of an SM run trained without one: it
+    deletes summary.json and reruns the job, now with warm_start set. The run resumes its own final
+    checkpoint (warm_start is no part of a run's identity): no step again, the same weights and log."""
+    from safetensors.torch import load_file
+
+    common = dict(steps=24, bc_warmup_steps=10, beta_anneal_steps=6, checkpoint_every=0)
+    Trainer(config(toy, tmp_path / "bc", method="bc", **common), model_config()).run()
+    Trainer(config(toy, tmp_path / "sm", method="sm", **common), model_config()).run()
+    weights = tmp_path / "sm" / "checkpoint" / "trainable.safetensors"
+    before, log = load_file(str(weights)), read_log(tmp_path / "sm")
+    summary = json.loads((tmp_path / "sm" / "summary.json").read_text())
+    (tmp_path / "sm" / "summary.json").unlink()
+    rerun = Trainer(config(toy, tmp_path / "sm", method="sm", warm_start=str(tmp_path / "bc"), **common),
+                    model_config())
+    rerun.run()
+    after = load_file(str(weights))
+    assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
+    assert read_log(tmp_path / "sm") == log  # no step trained again
+    again = json.loads((tmp_path / "sm" / "summary.json").read_text())
+    assert again["config"]["warm_start"] == str(tmp_path / "bc")
+    for key in ("steps", "final_loss", "grad_step_time_mean", "sampling_time_mean", "nonfinite_skipped"):
+        assert again[key] == summary[key], key
+
+
 def test_warm_start_from_a_run_that_trained_something_else_is_refused(toy, tmp_path, capsys):
     common = dict(steps=16, bc_warmup_steps=6, beta_anneal_steps=4, checkpoint_every=0)
     Trainer(config(toy, tmp_path / "bc", method="bc", **common), model_config()).run()

@@ -678,15 +678,26 @@ def test_smoke_dag_plumbing_with_stub_modules(tmp_path):
     for name, src in STUBS.items():
         (wd / "seqmatch" / name).parent.mkdir(exist_ok=True)
         (wd / "seqmatch" / name).write_text(textwrap.dedent(src))
-    (wd / "grid.yaml").write_text(yaml.safe_dump(PLUMBING_GRID))
     (wd / "my_tables").mkdir()
     (wd / "my_tables" / "step_time.py").write_text(MY_TABLE)
+    # a second one: its script outside the repository (an absolute path), no caption, a log line
+    outside = tmp_path / "elsewhere" / "bc_seeds.py"
+    outside.parent.mkdir()
+    outside.write_text("import pandas as pd\nruns = snakemake.params.runs\nprint('bc_seeds: rows', len(runs))\n"
+                       "pd.DataFrame(runs).to_csv(snakemake.output.csv, index=False)\n")
+    grid = copy.deepcopy(PLUMBING_GRID)
+    grid["experiments"]["bc_seeds"] = {"task": "mul", "methods": ["bc"], "noise": "ground_truth", "eta": 0.02,
+                                       "seeds": [0, 1], "script": str(outside)}
+    (wd / "grid.yaml").write_text(yaml.safe_dump(grid))
     cfg_args = ["--configfile", SMOKE, "grid.yaml"]
     res = snakemake(["--cores", "2", *cfg_args], wd, timeout=900)
     assert res.returncode == 0, (res.stdout + res.stderr)[-6000:]
-    cfg = merged_config(SMOKE, PLUMBING_GRID)
-    check_artifacts(wd / "results", cfg, extra=["step_time.csv"])
+    cfg = merged_config(SMOKE, grid)
+    check_artifacts(wd / "results", cfg, extra=["step_time.csv", "bc_seeds.csv"])
     check_new_kind_of_table(wd)
+    bc = pd.read_csv(wd / "results" / "bc_seeds.csv")
+    assert list(bc["dir"]) == [f"resources/runs/mul/bc-ground_truth-eta0.02-none/seed{s}" for s in (0, 1)]
+    assert "bc_seeds: rows 2" in (wd / "resources" / "logs" / "tables" / "bc_seeds.log").read_text()
     for name in ("table5", "table6", "table7"):
         t = pd.read_csv(wd / "results" / f"{name}.csv")
         assert (t["n_seeds"] == 2).all() and _finite(t["eta_0.02_sd"]) and _finite(t["eta_0.2_sd"])
@@ -697,9 +708,20 @@ def test_smoke_dag_plumbing_with_stub_modules(tmp_path):
     # the block's caption, rendered (the caption key is no param: editing it does not rerun the table)
     assert "<strong>step_time</strong>. Accuracy and step time of MLE and SM by divergence." in (
         wd / "results" / "report.html").read_text(errors="ignore")
+    # the default caption of a table with a script names the script
+    assert f"<strong>bc_seeds</strong>. A table written by {outside}." in (
+        wd / "results" / "report.html").read_text(errors="ignore")
     # nothing to do afterwards: outputs are complete and consistent with the config
     again = snakemake(["-n", *cfg_args], wd, timeout=300)
     assert "Nothing to be done" in again.stdout + again.stderr, (again.stdout + again.stderr)[-3000:]
+    # a new caption changes the report only; an edited script reruns its table, and only that one
+    grid["experiments"]["step_time"]["caption"] = "Another caption."
+    (wd / "grid.yaml").write_text(yaml.safe_dump(grid))
+    again = snakemake(["-n", *cfg_args], wd, timeout=300)
+    assert "Nothing to be done" in again.stdout + again.stderr, (again.stdout + again.stderr)[-3000:]
+    outside.write_text(outside.read_text() + "# edited\n")
+    stats, out = dry_run(wd, *cfg_args)
+    assert stats["grid_table"] == 1 and "results/bc_seeds.csv" in jobs_of(out, "grid_table")[0], out[-3000:]
 
 
 def check_new_kind_of_table(wd: Path) -> None:

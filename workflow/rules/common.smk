@@ -65,13 +65,6 @@ def evals(run_list, name="eval.json"):
     return list(dict.fromkeys(f"{r['dir']}/{name}" for r in run_list))
 
 
-def grid_table_script(name):
-    """A grid table's script relative to this directory (script: paths are; a relative path does
-    not change when the repository moves, so the table does not rerun)."""
-    path = os.path.join(workflow.basedir, GRID.grid_table_script(name))
-    return os.path.relpath(path, os.path.join(workflow.basedir, "workflow", "rules"))
-
-
 def model_dir(wildcards, input):
     return os.path.join(os.path.dirname(input.summary), "model")
 

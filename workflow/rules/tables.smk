@@ -100,6 +100,7 @@ rule grid_table:
     input:
         runs=lambda w: GRID.grid_table_inputs(w.grid_table),
         meta=lambda w: f"{GRID.data_dir(EXP[w.grid_table]['task'])}/meta.json",
+        script=lambda w: GRID.grid_table_script(w.grid_table),
     output:
         csv=report("results/{grid_table}.csv", caption="../report/grid_table.rst", category="Tables"),
     log:
@@ -109,12 +110,11 @@ rule grid_table:
         experiment=lambda w: {k: v for k, v in EXP[w.grid_table].items() if k != "caption"},
         metric=lambda w: runs.ACCURACY_METRICS.get(EXP[w.grid_table]["task"]),
         provenance=lambda w: GRID.provenance(EXP[w.grid_table]["task"]),
-        script=lambda w: grid_table_script(w.grid_table),
     localrule: True
     conda:
         "../envs/seqmatch.yaml"
     script:
-        "{params.script}"
+        "../scripts/grid_table.py"
 
 
 rule ablation_divergence:

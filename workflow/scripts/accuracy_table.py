@@ -8,9 +8,8 @@ import os
 
 import pandas as pd
 
-from tablelib import eta_label, log_to, mean_sd, num, provenance_columns, read_json, write_csv
+from tablelib import eta_label, mean_sd, num, provenance_columns, read_json, write_csv
 
-log_to(snakemake)  # noqa: F821
 metric = snakemake.params.metric  # noqa: F821
 prov = provenance_columns(snakemake.params.provenance, snakemake.input.meta)  # noqa: F821
 
