@@ -683,8 +683,9 @@ def test_smoke_dag_plumbing_with_stub_modules(tmp_path):
     # a second one: its script outside the repository (an absolute path), no caption, a log line
     outside = tmp_path / "elsewhere" / "bc_seeds.py"
     outside.parent.mkdir()
-    outside.write_text("import pandas as pd\nruns = snakemake.params.runs\nprint('bc_seeds: rows', len(runs))\n"
-                       "pd.DataFrame(runs).to_csv(snakemake.output.csv, index=False)\n")
+    outside.write_text("import pandas as pd\nfrom tablelib import write_csv  # workflow/scripts' helpers\n"
+                       "runs = snakemake.params.runs\nprint('bc_seeds: rows', len(runs))\n"
+                       "write_csv(pd.DataFrame(runs), snakemake.output.csv)\n")
     grid = copy.deepcopy(PLUMBING_GRID)
     grid["experiments"]["bc_seeds"] = {"task": "mul", "methods": ["bc"], "noise": "ground_truth", "eta": 0.02,
                                        "seeds": [0, 1], "script": str(outside)}
