@@ -30,10 +30,13 @@ DIVERGENCES = ("chi2", "chi2_mix", "kl", "js")
 
 RUN_ID = "{task}/{method}-{noise}-eta{eta}-{divergence}/seed{seed}"
 RUN = "resources/runs/" + RUN_ID
+# written by a BC run stopped after its warm-up (TrainConfig.stop_after_warmup), beside bc_warmup/
+WARMUP_DONE = "bc_warmup.json"
 
 # TrainConfig fields set per run (grid coordinates and file layout), not config.yaml train keys;
 # and train keys of config.yaml that are the workflow's, not TrainConfig's
-RUN_FIELDS = ("method", "train_file", "tokenizer", "out_dir", "seed", "noise", "eta", "warm_start")
+RUN_FIELDS = ("method", "train_file", "tokenizer", "out_dir", "seed", "noise", "eta", "warm_start",
+              "stop_after_warmup")
 WORKFLOW_ONLY = ("num_processes",)
 # ModelConfig fields that only apply to a model built from scratch
 FROM_SCRATCH_FIELDS = ("arch", "n_layer", "n_head", "d_model", "d_ff", "max_position_embeddings")
@@ -41,7 +44,7 @@ FROM_SCRATCH_FIELDS = ("arch", "n_layer", "n_head", "d_model", "d_ff", "max_posi
 # ------------------------------------------------------------------------------ run identity
 
 # TrainConfig fields that do not change what is trained (where it is written, how often it logs)
-NOT_IDENTITY = ("out_dir", "checkpoint_every", "log_every", "max_nonfinite", "warm_start")
+NOT_IDENTITY = ("out_dir", "checkpoint_every", "log_every", "max_nonfinite", "warm_start", "stop_after_warmup")
 # what an SM run shares with the BC run it warm-starts from: its first bc_warmup_steps are then
 # exactly that BC run's (beta = 1, no replay rows), besides the model, the data and the process count
 WARM_START_KEYS = ("seed", "steps", "batch_size", "grad_accum", "lr", "weight_decay", "warmup_steps",
@@ -73,7 +76,8 @@ def identity_diff(saved: dict, now: dict, train_keys, vs: str) -> list[str]:
 
 def warm_startable(train: dict) -> bool:
     """An SM run can start from a BC run's warm-up snapshot: BC runs write it at step
-    bc_warmup_steps whenever 0 < bc_warmup_steps < steps."""
+    bc_warmup_steps whenever 0 < bc_warmup_steps < steps (and the workflow's bc_warmup job
+    trains those steps once)."""
     return train.get("method", "sm") == "sm" and 0 < int(train["bc_warmup_steps"]) < int(train["steps"])
 
 
@@ -121,7 +125,6 @@ class Grid:
     def __init__(self, config: dict):
         self.config = config
         self.exp = config["experiments"]
-        self._grid_runs: frozenset[str] | None = None
 
     # ---- per-task settings
     def _train_keys(self, task: str) -> dict:
@@ -261,30 +264,23 @@ class Grid:
         return [dict(procedure="MLE", dir=self.run_dir(task, "mle", exp["seed"])),
                 dict(procedure="SequenceMatch", dir=self.run_dir(task, "sm", exp["seed"], exp["noise"], exp["eta"]))]
 
-    def grid_runs(self) -> frozenset[str]:
-        """Every training run directory the experiment grid names (computed once: every SM job's
-        warm-start check asks for it, and the config does not change)."""
-        if self._grid_runs is None:
-            dirs = [r["dir"] for r in self.figure3_runs() + self.ablation_runs()]
-            dirs += [r["dir"] for name in self.grid_tables() for r in self.grid_table_runs(name)]
-            dirs += [r["dir"] for name in ("table3", "table4") for r in self.timing_runs(name)]
-            dirs += [self.text_run(m) for _, m, _ in TABLE2_ROWS]
-            self._grid_runs = frozenset(dirs)
-        return self._grid_runs
-
     # ---- one run's config
-    def warm_start_dir(self, task, method, seed, noise, eta) -> str | None:
-        """The BC run an SM run starts from (TrainConfig.warm_start): only when that BC run is in
-        the grid anyway (else training the warm-up in the SM run is cheaper than a whole BC run)
-        and the SM run can warm-start at all (``warm_startable``); None otherwise."""
-        if method != "sm" or not warm_startable(self.task_train(task)):
+    def warmup_dir(self, task, method, seed, noise, eta) -> str | None:
+        """The BC run whose first bc_warmup_steps a run starts from: for an SM run, the BC run of
+        its task, seed, noise and eta; for a BC run, itself. That BC run's bc_warmup job trains
+        them once (``seqmatch.train`` with stop_after_warmup), so SM runs of every divergence and
+        the rest of the BC run start when it ends, not after the whole BC run; the choice depends
+        on the run alone, not on what else the grid holds. None for MLE and ULK runs, and where
+        there is no warm-up (not ``warm_startable``: bc_warmup_steps 0 or >= steps)."""
+        if method not in ("sm", "bc") or not warm_startable(self.task_train(task)):
             return None
-        bc = self.run_dir(task, "bc", seed, noise, eta)
-        return bc if bc in self.grid_runs() else None
+        return self.run_dir(task, "bc", seed, noise, eta)
 
-    def run_config(self, task, method, noise, eta, divergence, seed) -> dict:
+    def run_config(self, task, method, noise, eta, divergence, seed, stop_after_warmup=False) -> dict:
         """The config file of one run (``seqmatch.train --config``) from its canonical coordinates
-        (as in ``RUN``): every TrainConfig and ModelConfig value, named as in config.yaml."""
+        (as in ``RUN``): every TrainConfig and ModelConfig value, named as in config.yaml. An SM
+        run warm-starts from its BC run's snapshot (``warmup_dir``); a BC run resumes from the
+        checkpoint its bc_warmup job (``stop_after_warmup``) left."""
         train = self.task_train(task)
         if divergence == "none":
             train.pop("divergence", None)  # not an SM run: TrainConfig's default, unused
@@ -294,7 +290,8 @@ class Grid:
                              seed=int(seed))
         train.update(method=method, seed=int(seed), noise=noise, eta=float(eta), out_dir=out_dir,
                      train_file=f"{self.data_dir(task)}/train.jsonl", tokenizer=self.tokenizer_dir(task),
-                     warm_start=self.warm_start_dir(task, method, seed, noise, eta) or "")
+                     warm_start=(method == "sm" and self.warmup_dir(task, method, seed, noise, eta)) or "",
+                     stop_after_warmup=bool(stop_after_warmup))
         return {"train": train, "model": self.task_model(task)}
 
     # ---- the config files of the other jobs (seqmatch.options: option names are config.yaml's)

@@ -39,10 +39,11 @@ import numpy as np
 import torch
 
 from seqmatch import checkpoint
+from seqmatch.io import atomic_write_text
 from seqmatch.actions import actions_to_inputs, collate, truncate_actions
 from seqmatch.noise import add_backspace_noise, digit_noise_ids, random_noise_ids
 from seqmatch.options import config_field as _field
-from seqmatch.runs import DIVERGENCES, METHODS  # the names, in one place (the workflow uses them too)
+from seqmatch.runs import DIVERGENCES, METHODS, WARMUP_DONE  # names in one place (the workflow's too)
 from seqmatch.runs import NOISES as NOISE_TYPES
 
 
@@ -81,6 +82,9 @@ class TrainConfig:
         "bc_warmup/ snapshot: an SM run's first bc_warmup_steps are exactly that BC run's first steps "
         "(bit-identical on CPU), so they are not trained twice. BC runs write the snapshot at step "
         "bc_warmup_steps whenever 0 < bc_warmup_steps < steps. Empty: train the warm-up here")
+    stop_after_warmup: bool = _field(
+        False, "bc: stop once the bc_warmup/ snapshot is written, with a checkpoint there (the workflow's "
+        "bc_warmup job: SM runs start from the snapshot while the BC run resumes from the checkpoint)")
     beta_final: float = _field(0.2, "final weight of L_BC in beta * L_BC + (1 - beta) * L_SM")
     beta_anneal_steps: int = _field(2000, "beta goes 1 -> beta_final linearly over these steps")
     # replay buffer and rollouts (App. E)
@@ -107,6 +111,8 @@ class TrainConfig:
 
         if self.method not in METHODS:
             bad("method", f"one of {METHODS}")
+        if self.stop_after_warmup and not (self.method == "bc" and 0 < self.bc_warmup_steps < self.steps):
+            bad("stop_after_warmup", "false unless method is bc and 0 < bc_warmup_steps < steps")
         if self.noise not in NOISE_TYPES:
             bad("noise", f"one of {NOISE_TYPES}")
         if self.divergence not in DIVERGENCES:
@@ -453,7 +459,8 @@ class Trainer:
         if diff:
             raise ValueError(f"warm_start={str(src)!r}: not this SM run's BC warm-up: {'; '.join(diff[:5])}")
         self._restore(snap, state)
-        bc_log = src / "train_log.jsonl"
+        # the snapshot's own copy of the warm-up log lines (the BC run may be appending to its log now)
+        bc_log = snap / "train_log.jsonl" if (snap / "train_log.jsonl").is_file() else src / "train_log.jsonl"
         if self.accel.is_main_process and bc_log.is_file():
             lines = [l for l in bc_log.read_text().splitlines() if json.loads(l)["step"] < self.step]
             log_path.write_text("".join(l + "\n" for l in lines))
@@ -476,6 +483,17 @@ class Trainer:
         main = self.accel.is_main_process
         resumed = self.load_checkpoint()
         log_path = self.out / "train_log.jsonl"
+        if cfg.stop_after_warmup and resumed and self.step >= cfg.bc_warmup_steps:
+            # done already (an SM run may be reading the snapshot: leave it be)
+            if checkpoint.read_state(self.out / checkpoint.BC_WARMUP) is not None:
+                pass
+            elif self.step == cfg.bc_warmup_steps:  # the warm-up's own checkpoint: the snapshot is this state
+                self.save_warmup_snapshot(log_path)
+            else:
+                raise ValueError(f"{self.out}: the checkpoint is at step {self.step}, past the warm-up, and "
+                                 f"{checkpoint.BC_WARMUP}/ is missing; delete {self.out / checkpoint.CHECKPOINT} "
+                                 f"to train the run again")
+            return self.warmup_done()
         if resumed and main:  # keep the log lines of the steps the checkpoint holds, drop the rest
             kept = [l for l in log_path.read_text().splitlines() if json.loads(l)["step"] < self.step] \
                 if log_path.exists() else []
@@ -504,7 +522,12 @@ class Trainer:
                     bar.update(1)
                     # before any checkpoint of this step: a run resumed past it has written it
                     if cfg.method == "bc" and self.step == cfg.bc_warmup_steps < cfg.steps:
-                        self.save_checkpoint(checkpoint.BC_WARMUP)  # SM runs of this seed, noise and eta start here
+                        log.flush()
+                        self.save_warmup_snapshot(log_path)  # SM runs of this seed, noise and eta start here
+                        if cfg.stop_after_warmup:
+                            self.save_checkpoint()  # the BC run resumes here
+                            self.accel.wait_for_everyone()
+                            return self.warmup_done()
                     if self._stop_now():
                         self.save_checkpoint()
                         self.accel.wait_for_everyone()  # no process exits while the checkpoint is written
@@ -517,6 +540,24 @@ class Trainer:
             lines = log_path.read_text().splitlines()
             rec = json.loads(lines[-1]) if lines else {}
         return self.finish(rec)
+
+    def save_warmup_snapshot(self, log_path: Path):
+        """bc_warmup/: the state at step bc_warmup_steps, and a copy of the log lines of those steps."""
+        self.save_checkpoint(checkpoint.BC_WARMUP)
+        if self.accel.is_main_process and log_path.is_file():
+            lines = [l for l in log_path.read_text().splitlines() if json.loads(l)["step"] < self.step]
+            atomic_write_text(self.out / checkpoint.BC_WARMUP / "train_log.jsonl", "".join(l + "\n" for l in lines))
+        self.accel.wait_for_everyone()
+
+    def warmup_done(self) -> dict:
+        """A stop_after_warmup run ends with WARMUP_DONE (no summary.json, no model/: the run is not
+        done; the workflow's bc_warmup job declares this file)."""
+        done = {"method": self.cfg.method, "steps": self.step, "bc_warmup_steps": self.cfg.bc_warmup_steps,
+                "snapshot": checkpoint.BC_WARMUP, "stopped_after_warmup": True}
+        if self.accel.is_main_process:
+            atomic_write_text(self.out / WARMUP_DONE, json.dumps(done, indent=1) + "\n")
+        self.accel.wait_for_everyone()
+        return done
 
     def finish(self, last: dict) -> dict:
         from seqmatch.model import save_model
@@ -668,8 +709,9 @@ def main(argv=None) -> int:
     except ValueError as e:  # e.g. a warm_start run that trained something else
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(json.dumps({k: summary[k] for k in ("method", "steps", "final_loss", "grad_step_time_mean",
-                                               "amortized_time", "device")}))
+    print(json.dumps({k: summary.get(k) for k in ("method", "steps", "final_loss", "grad_step_time_mean",
+                                                   "amortized_time", "device", "stopped_after_warmup")
+                      if k in summary}))
     return 0
 
 

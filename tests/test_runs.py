@@ -42,6 +42,14 @@ def test_run_names_are_canonical():
     assert g.run_dir("add_or_sub_in_base", "sm", 0, "random", 0.2, "js") == f"{ADD}/sm-random-eta0.2-js/seed0"
 
 
+def distinct_runs(g: runs.Grid) -> set[str]:
+    """Every training run directory the artifacts name, each once."""
+    dirs = [r["dir"] for r in g.figure3_runs() + g.ablation_runs()]
+    dirs += [r["dir"] for name in g.grid_tables() for r in g.grid_table_runs(name)]
+    dirs += [r["dir"] for name in ("table3", "table4") for r in g.timing_runs(name)]
+    return set(dirs) | {g.text_run(m) for _, m, _ in runs.TABLE2_ROWS}
+
+
 def test_grid_lists_each_artifacts_runs():
     g = runs.Grid(CONFIG)
     fig3 = g.figure3_runs()
@@ -55,7 +63,7 @@ def test_grid_lists_each_artifacts_runs():
     assert [r["dir"] for r in g.ablation_runs()] == [f"{ADD}/sm-random-eta0.2-js/seed1"]
     # every distinct run: 5 of Figure 3, 1 ablation, 3 x 3 of Tables 5-7, 4 text runs (MLE, ULK,
     # BC, SM; C.S. decodes MLE's model); Table 4's runs are Figure 3's
-    assert len(g.grid_runs()) == 5 + 1 + 9 + 4
+    assert len(distinct_runs(g)) == 5 + 1 + 9 + 4
     # another block with a task is another accuracy table, with its own runs
     cfg = copy.deepcopy(CONFIG)
     cfg["experiments"]["table9"] = {"task": "add_or_sub_in_base", "noise": "random", "etas": [0.3], "seeds": [2]}
@@ -63,7 +71,7 @@ def test_grid_lists_each_artifacts_runs():
     assert g9.accuracy_tables() == ["table5", "table6", "table7", "table9"]
     assert [r["dir"] for r in g9.grid_table_runs("table9")] == [
         f"{ADD}/mle-none-eta0-none/seed2", f"{ADD}/bc-random-eta0.3-none/seed2", f"{ADD}/sm-random-eta0.3-chi2_mix/seed2"]
-    assert len(g9.grid_runs()) == len(g.grid_runs()) + 3
+    assert len(distinct_runs(g9)) == len(distinct_runs(g)) + 3
 
 
 def test_a_grid_table_is_the_product_of_its_block():
@@ -95,8 +103,7 @@ def test_a_grid_table_is_the_product_of_its_block():
     assert g.grid_table_inputs("table5") == [  # the default: the task's evaluation
         f"resources/runs/translation/{m}/seed0/eval.json"
         for m in ("mle-none-eta0-none", "bc-random-eta0.02-none", "sm-random-eta0.02-chi2_mix")]
-    # its runs join the grid (an SM run warm-starts from a BC run of any table)
-    assert len(g.grid_runs()) == len(runs.Grid(CONFIG).grid_runs()) + 10
+    assert len(distinct_runs(g)) == len(distinct_runs(runs.Grid(CONFIG))) + 10
     # no noise, no eta: the noise-free runs; SM without divergences: the task's divergence
     cfg["experiments"]["clean"] = {"task": "mul", "methods": ["ulk", "sm"], "seeds": [0], "script": "t.py"}
     assert [r["dir"] for r in runs.Grid(cfg).grid_table_runs("clean")] == [
@@ -143,22 +150,28 @@ def test_run_config_carries_every_value_under_its_config_name():
     assert t["tokenizer"] == "resources/tokenizers/add_or_sub_in_base"
     assert "num_processes" not in t  # the workflow's key (accelerate launch), not TrainConfig's
     assert m == {"name_or_path": None, "arch": "llama", "n_layer": 4, "d_model": 64}
-    # the BC run of the same seed, noise and eta is in the grid: the SM run warm-starts from it
-    assert t["warm_start"] == f"{ADD}/bc-ground_truth-eta0.05-none/seed0"
-    # not an SM run: no divergence, no warm start
+    # the SM run starts from the warm-up of the BC run of the same seed, noise and eta
+    assert t["warm_start"] == f"{ADD}/bc-ground_truth-eta0.05-none/seed0" and t["stop_after_warmup"] is False
+    # not an SM run: no divergence, no warm start (a BC run resumes from its bc_warmup job's checkpoint)
     bc = g.run_config("add_or_sub_in_base", "bc", "ground_truth", "0.05", "none", "0")["train"]
     assert "divergence" not in bc and bc["warm_start"] == ""
+    job = g.run_config("add_or_sub_in_base", "bc", "ground_truth", "0.05", "none", "0", stop_after_warmup=True)
+    assert job["train"] == {**bc, "stop_after_warmup": True}
 
 
-def test_warm_start_only_from_a_bc_run_in_the_grid():
+def test_warm_up_comes_from_the_bc_run_of_the_same_coordinates_whatever_the_grid_holds():
     g = runs.Grid(CONFIG)
-    # the ablation's SM run (random, eta 0.2, seed 1) has no BC run in the grid: it trains its own warm-up
-    assert g.warm_start_dir("add_or_sub_in_base", "sm", 1, "random", 0.2) is None
+    # the ablation's SM run (random, eta 0.2, seed 1): no artifact needs its BC run, it still starts
+    # from that BC run's warm-up (the bc_warmup job trains only the warm-up)
+    assert g.warmup_dir("add_or_sub_in_base", "sm", 1, "random", 0.2) == f"{ADD}/bc-random-eta0.2-none/seed1"
+    assert g.warmup_dir("add_or_sub_in_base", "bc", 1, "random", 0.2) == f"{ADD}/bc-random-eta0.2-none/seed1"
+    assert g.warmup_dir("add_or_sub_in_base", "mle", 1, "random", 0.2) is None
     # text: bc_warmup_steps 0, nothing to start from
-    assert g.warm_start_dir("text", "sm", 0, "random", 0.01) is None
+    assert g.warmup_dir("text", "sm", 0, "random", 0.01) is None
+    assert g.warmup_dir("text", "bc", 0, "random", 0.01) is None
     cfg = copy.deepcopy(CONFIG)
     cfg["tasks"]["add_or_sub_in_base"]["train"]["bc_warmup_steps"] = 200  # = steps: no snapshot
-    assert runs.Grid(cfg).warm_start_dir("add_or_sub_in_base", "sm", 0, "ground_truth", 0.05) is None
+    assert runs.Grid(cfg).warmup_dir("add_or_sub_in_base", "sm", 0, "ground_truth", 0.05) is None
     assert runs.warm_startable({"method": "sm", "bc_warmup_steps": 1, "steps": 2})
     assert not runs.warm_startable({"method": "sm", "bc_warmup_steps": 0, "steps": 2})
 

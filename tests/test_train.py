@@ -250,10 +250,55 @@ def test_sm_warm_started_from_the_bc_run_equals_sm_from_scratch(toy, tmp_path):
         pytest.approx(sum(warm.grad_times[12:]) / len(warm.grad_times[12:]))
 
 
+def test_bc_warmup_job_then_the_bc_and_sm_runs_equal_runs_trained_straight_through(toy, tmp_path):
+    """The workflow's split: the bc_warmup job (stop_after_warmup) trains a BC run's first
+    bc_warmup_steps and stops with the snapshot and a checkpoint; the BC run then resumes from the
+    checkpoint and SM runs start from the snapshot. Both end bit-identical to runs trained straight
+    through, logs included, and nothing touches the snapshot again (SM runs may be reading it)."""
+    from safetensors.torch import load_file
+
+    common = dict(steps=24, bc_warmup_steps=10, beta_anneal_steps=6, checkpoint_every=0)
+    Trainer(config(toy, tmp_path / "bc_ref", method="bc", **common), model_config()).run()
+    Trainer(config(toy, tmp_path / "sm_ref", method="sm", **common), model_config()).run()
+    bc, sm = tmp_path / "bc", tmp_path / "sm"
+
+    def warmup_job():
+        return Trainer(config(toy, bc, method="bc", stop_after_warmup=True, **common), model_config()).run()
+
+    done = warmup_job()
+    assert done["stopped_after_warmup"] and json.loads((bc / "bc_warmup.json").read_text())["steps"] == 10
+    assert not (bc / "summary.json").exists() and not (bc / "model").exists()
+    assert [r["step"] for r in read_log(bc)] == list(range(10))
+    snap = bc / "bc_warmup" / "state.json"
+    stamp = snap.stat().st_mtime_ns
+    (bc / "bc_warmup.json").unlink()  # Snakemake reruns the job: done at once, the snapshot untouched
+    warmup_job()
+    assert (bc / "bc_warmup.json").exists() and snap.stat().st_mtime_ns == stamp
+    Trainer(config(toy, sm, method="sm", warm_start=str(bc), **common), model_config()).run()
+    Trainer(config(toy, bc, method="bc", **common), model_config()).run()
+    for ref, run in ((tmp_path / "bc_ref", bc), (tmp_path / "sm_ref", sm)):
+        a = load_file(str(ref / "checkpoint" / "trainable.safetensors"))
+        b = load_file(str(run / "checkpoint" / "trainable.safetensors"))
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), run
+        assert [(r["step"], r["loss"]) for r in read_log(ref)] == [(r["step"], r["loss"]) for r in read_log(run)]
+    assert snap.stat().st_mtime_ns == stamp
+    # the warm-up job once the BC run is done: done at once, from the snapshot
+    (bc / "bc_warmup.json").unlink()
+    assert warmup_job()["steps"] == 24 and (bc / "bc_warmup.json").exists()
+    # past the warm-up with no snapshot: one error that says what to do
+    import shutil
+
+    shutil.rmtree(bc / "bc_warmup")
+    with pytest.raises(ValueError, match=r"past the warm-up, and bc_warmup/ is missing; delete .*checkpoint"):
+        warmup_job()
+    with pytest.raises(ValueError, match="stop_after_warmup"):
+        config(toy, tmp_path / "x", method="sm", stop_after_warmup=True, **common).validate()
+
+
 def test_a_finished_sm_run_rerun_with_a_warm_start_restores_its_own_checkpoint(toy, tmp_path):
-    """What Snakemake does when a new table adds the BC run of an SM run trained without one: it
-    deletes summary.json and reruns the job, now with warm_start set. The run resumes its own final
-    checkpoint (warm_start is no part of a run's identity): no step again, the same weights and log."""
+    """An SM run trained by an older seqmatch without a warm start, now configured with one: the
+    changed config makes Snakemake delete summary.json and rerun the job. The run resumes its own
+    final checkpoint (warm_start is no part of a run's identity): no step again, the same weights."""
     from safetensors.torch import load_file
 
     common = dict(steps=24, bc_warmup_steps=10, beta_anneal_steps=6, checkpoint_every=0)

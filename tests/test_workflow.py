@@ -370,19 +370,29 @@ def test_dry_run_full_dag(wf, profile, tmp_path):
     else:
         assert stats.get("bpe_tokenizer") == 5 and "pretrained_tokenizer" not in stats
         assert "HF_HUB_OFFLINE=1" in out
-    # every SM run starts from the BC run of its task, seed, noise and eta, which is in the DAG
+    # every SM run starts from the warm-up of the BC run of its task, seed, noise and eta, which a
+    # bc_warmup job trains; BC runs start after their own bc_warmup job (they resume from its checkpoint)
+    warmups = {re.search(r"output: (\S+)/bc_warmup.json", b).group(1): job_config(b) for b in jobs_of(out, "bc_warmup")}
+    assert all(c["train"]["stop_after_warmup"] is True and c["train"]["method"] == "bc" for c in warmups.values())
+    needed = set()
     for block in trains:
         w = dict(re.findall(r"(\w+)=([\w.]+)", re.search(r"wildcards: (.*)", block).group(1)))
         d = re.search(r"output: (\S+)/summary.json", block).group(1)
         train = configs[d]["train"]
         assert (train["method"], train["noise"], train["seed"], train["out_dir"]) == (
             w["method"], w["noise"], int(w["seed"]), d)
-        if w["method"] != "sm":
-            assert train["warm_start"] == "", block
-            continue
+        assert train["stop_after_warmup"] is False
+        warm = 0 < train["bc_warmup_steps"] < train["steps"]
         bc = f"resources/runs/{w['task']}/bc-{w['noise']}-eta{w['eta']}-none/seed{w['seed']}"
-        assert train["warm_start"] == bc and bc in outputs, block
-        assert f"{bc}/summary.json" in re.search(r"input: (.*)", block).group(1), block  # waits for it
+        if w["method"] == "bc" and warm:  # the same run, stopped after its warm-up
+            assert warmups[d]["train"] == {**train, "stop_after_warmup": True}, block
+        if w["method"] not in ("sm", "bc") or not warm:
+            assert train["warm_start"] == "" and "bc_warmup.json" not in block, block
+            continue
+        assert train["warm_start"] == (bc if w["method"] == "sm" else ""), block
+        assert f"{bc}/bc_warmup.json" in re.search(r"input: (.*)", block).group(1) and bc in warmups, block
+        needed.add(bc)
+    assert set(warmups) == needed  # one warm-up per BC run that a BC or SM run starts from, no other
     if profile == "smoke":
         # per-task settings of config.yaml (steps, layers) must not leak into the smoke profile
         for cfg_ in configs.values():
@@ -403,9 +413,11 @@ def test_single_targets(wf):
     stats, out = dry_run(wf, "results/table6.csv")
     assert set(re.findall(r"wildcards: task=(\w+)", out)) == {"mul"}
     stats, out = dry_run(wf, "results/table4.csv")
-    # timings only: MLE and SM, and the BC run the SM run takes its warm-up from
-    assert stats["train"] == 3 and "evaluate_arithmetic" not in stats
+    # timings only: MLE and SM, and the warm-up of the BC run the SM run starts from (not that BC run)
+    assert stats["train"] == 2 and stats["bc_warmup"] == 1 and "evaluate_arithmetic" not in stats
     assert set(re.findall(r"wildcards: task=add_or_sub_in_base, method=(\w+)", out)) == {"mle", "bc", "sm"}
+    assert "resources/runs/add_or_sub_in_base/bc-" not in "".join(
+        re.findall(r"output: (.*)", "".join(jobs_of(out, "train"))))
 
 
 def test_a_new_accuracy_table_is_one_config_block(wf, tmp_path):
@@ -597,6 +609,9 @@ else:
     "train.py": '''
 from seqmatch._stub import *
 a = parse()
+if getattr(a, "stop_after_warmup", False):  # the bc_warmup job
+    write(os.path.join(a.out_dir, "bc_warmup.json"), json.dumps({"steps": 3, "stopped_after_warmup": True}))
+    sys.exit(0)
 write(os.path.join(a.out_dir, "model", "config.json"), "{}")
 sm = a.method == "sm"
 write(os.path.join(a.out_dir, "summary.json"), json.dumps({

@@ -87,10 +87,17 @@ def run_config(wildcards):
     return GRID.run_config(w.task, w.method, w.noise, w.eta, w.divergence, w.seed)
 
 
-def warm_start_input(wildcards):
-    """The BC run an SM run starts from (its summary.json), when the grid has one."""
-    bc = run_config(wildcards)["train"]["warm_start"]
-    return [f"{bc}/summary.json"] if bc else []
+def warmup_input(wildcards):
+    """The bc_warmup job an SM or BC run starts after (its BC run's; seqmatch.runs.Grid.warmup_dir)."""
+    w = wildcards
+    bc = GRID.warmup_dir(w.task, w.method, w.seed, w.noise, w.eta)
+    return [f"{bc}/{runs.WARMUP_DONE}"] if bc else []
+
+
+def warmup_config(wildcards):
+    """The config of a bc_warmup job: its BC run's, stopping after the warm-up snapshot."""
+    w = wildcards
+    return GRID.run_config(w.task, w.method, w.noise, w.eta, w.divergence, w.seed, stop_after_warmup=True)
 
 
 def train_launcher(wildcards):
