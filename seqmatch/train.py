@@ -18,7 +18,9 @@ are written atomically every ``checkpoint_every`` steps and on SIGTERM; re-runni
 resumes from ``DIR/checkpoint`` and, on CPU, ends bit-identical to an uninterrupted run (the
 files and their checks: ``seqmatch.checkpoint``).
 Outputs: ``DIR/model/`` (``seqmatch.model.load_model``), ``DIR/train_log.jsonl`` and, last,
-``DIR/summary.json``.
+``DIR/summary.json``; a BC run also writes ``DIR/bc_warmup/`` at step ``bc_warmup_steps``. With
+``--stop-after-warmup true`` a BC run stops there instead: ``DIR/bc_warmup/``, ``DIR/checkpoint/``
+(the same command without the flag resumes from it) and ``DIR/bc_warmup.json``.
 """
 
 from __future__ import annotations
@@ -463,7 +465,7 @@ class Trainer:
         bc_log = snap / "train_log.jsonl" if (snap / "train_log.jsonl").is_file() else src / "train_log.jsonl"
         if self.accel.is_main_process and bc_log.is_file():
             lines = [l for l in bc_log.read_text().splitlines() if json.loads(l)["step"] < self.step]
-            log_path.write_text("".join(l + "\n" for l in lines))
+            atomic_write_text(log_path, "".join(l + "\n" for l in lines))
 
     # ---- the loop
     def _on_sigterm(self, signum, frame):
@@ -484,20 +486,21 @@ class Trainer:
         resumed = self.load_checkpoint()
         log_path = self.out / "train_log.jsonl"
         if cfg.stop_after_warmup and resumed and self.step >= cfg.bc_warmup_steps:
-            # done already (an SM run may be reading the snapshot: leave it be)
-            if checkpoint.read_state(self.out / checkpoint.BC_WARMUP) is not None:
-                pass
+            if self.has_warmup_snapshot():  # done already (SM runs may be reading it: leave it be)
+                snap_log = self.out / checkpoint.BC_WARMUP / "train_log.jsonl"
+                if main and not snap_log.exists():  # a snapshot of an older seqmatch: add its log lines
+                    self.copy_warmup_log(log_path, cfg.bc_warmup_steps)
             elif self.step == cfg.bc_warmup_steps:  # the warm-up's own checkpoint: the snapshot is this state
                 self.save_warmup_snapshot(log_path)
             else:
                 raise ValueError(f"{self.out}: the checkpoint is at step {self.step}, past the warm-up, and "
-                                 f"{checkpoint.BC_WARMUP}/ is missing; delete {self.out / checkpoint.CHECKPOINT} "
-                                 f"to train the run again")
+                                 f"{checkpoint.BC_WARMUP}/ is missing or of another run; delete "
+                                 f"{self.out / checkpoint.CHECKPOINT} to train the run again")
             return self.warmup_done()
         if resumed and main:  # keep the log lines of the steps the checkpoint holds, drop the rest
             kept = [l for l in log_path.read_text().splitlines() if json.loads(l)["step"] < self.step] \
                 if log_path.exists() else []
-            log_path.write_text("".join(l + "\n" for l in kept))
+            atomic_write_text(log_path, "".join(l + "\n" for l in kept))
         elif not resumed:  # from step 0: nothing of an earlier run may pass for this one's
             if main:
                 for stale in (log_path, self.out / "summary.json"):
@@ -523,7 +526,8 @@ class Trainer:
                     # before any checkpoint of this step: a run resumed past it has written it
                     if cfg.method == "bc" and self.step == cfg.bc_warmup_steps < cfg.steps:
                         log.flush()
-                        self.save_warmup_snapshot(log_path)  # SM runs of this seed, noise and eta start here
+                        if not self.has_warmup_snapshot():  # an equal one stays (SM runs may be reading it)
+                            self.save_warmup_snapshot(log_path)  # SM runs of this seed, noise and eta start here
                         if cfg.stop_after_warmup:
                             self.save_checkpoint()  # the BC run resumes here
                             self.accel.wait_for_everyone()
@@ -541,13 +545,29 @@ class Trainer:
             rec = json.loads(lines[-1]) if lines else {}
         return self.finish(rec)
 
+    def has_warmup_snapshot(self) -> bool:
+        """bc_warmup/ holds this run's state at step bc_warmup_steps. Every process looks before any
+        writes one (the barriers), so all of them take the same branch."""
+        self.accel.wait_for_everyone()
+        state = checkpoint.read_state(self.out / checkpoint.BC_WARMUP)
+        have = (state is not None and state.get("step") == self.cfg.bc_warmup_steps
+                and not checkpoint.stale(state, self.identity()))
+        self.accel.wait_for_everyone()
+        return have
+
     def save_warmup_snapshot(self, log_path: Path):
         """bc_warmup/: the state at step bc_warmup_steps, and a copy of the log lines of those steps."""
         self.save_checkpoint(checkpoint.BC_WARMUP)
-        if self.accel.is_main_process and log_path.is_file():
-            lines = [l for l in log_path.read_text().splitlines() if json.loads(l)["step"] < self.step]
-            atomic_write_text(self.out / checkpoint.BC_WARMUP / "train_log.jsonl", "".join(l + "\n" for l in lines))
+        if self.accel.is_main_process:
+            self.copy_warmup_log(log_path, self.step)
         self.accel.wait_for_everyone()
+
+    def copy_warmup_log(self, log_path: Path, upto: int):
+        """bc_warmup/train_log.jsonl: the log lines of the warm-up steps (SM runs read this copy; the
+        BC run's own log may be rewritten while they start)."""
+        lines = [l for l in log_path.read_text().splitlines() if json.loads(l)["step"] < upto] \
+            if log_path.is_file() else []
+        atomic_write_text(self.out / checkpoint.BC_WARMUP / "train_log.jsonl", "".join(l + "\n" for l in lines))
 
     def warmup_done(self) -> dict:
         """A stop_after_warmup run ends with WARMUP_DONE (no summary.json, no model/: the run is not
@@ -696,7 +716,8 @@ def main(argv=None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     out = Path(cfg.out_dir)
-    if (out / "summary.json").exists() and (out / "model").exists():
+    # (a stop_after_warmup job on a finished run goes through run(): it must write bc_warmup.json)
+    if not cfg.stop_after_warmup and (out / "summary.json").exists() and (out / "model").exists():
         state = checkpoint.read_state(out / checkpoint.CHECKPOINT) or {}
         if state.get("step") == cfg.steps and not checkpoint.stale(state, trainer.identity()):
             print(f"{cfg.out_dir}: already complete ({cfg.steps} steps)")

@@ -1,6 +1,7 @@
 """The trainer on a learnable toy task: every method learns, SM's phases, resume, SIGTERM,
 non-finite losses."""
 
+import dataclasses
 import json
 import os
 import signal
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from seqmatch.train import NonFiniteLossError, TrainConfig, Trainer
+from seqmatch.train import NonFiniteLossError, TrainConfig, Trainer, main
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = dict(arch="llama", n_layer=1, n_head=2, d_model=32, d_ff=64, max_position_embeddings=64)
@@ -282,14 +283,21 @@ def test_bc_warmup_job_then_the_bc_and_sm_runs_equal_runs_trained_straight_throu
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), run
         assert [(r["step"], r["loss"]) for r in read_log(ref)] == [(r["step"], r["loss"]) for r in read_log(run)]
     assert snap.stat().st_mtime_ns == stamp
-    # the warm-up job once the BC run is done: done at once, from the snapshot
+    # the warm-up job once the BC run is done: done at once, from the snapshot; through the CLI too
     (bc / "bc_warmup.json").unlink()
     assert warmup_job()["steps"] == 24 and (bc / "bc_warmup.json").exists()
+    (bc / "bc_warmup.json").unlink()
+    (bc / "bc_warmup" / "train_log.jsonl").unlink()  # a snapshot of an older seqmatch: no log copy
+    job = dict(dataclasses.asdict(config(toy, bc, method="bc", stop_after_warmup=True, **common)))
+    (tmp_path / "job.json").write_text(json.dumps({"train": job, "model": dataclasses.asdict(model_config())}))
+    assert main(["--config", str(tmp_path / "job.json")]) == 0 and (bc / "bc_warmup.json").exists()
+    assert [r["step"] for r in read_log(bc / "bc_warmup")] == list(range(10))  # the copy, made here
+    assert snap.stat().st_mtime_ns == stamp
     # past the warm-up with no snapshot: one error that says what to do
     import shutil
 
     shutil.rmtree(bc / "bc_warmup")
-    with pytest.raises(ValueError, match=r"past the warm-up, and bc_warmup/ is missing; delete .*checkpoint"):
+    with pytest.raises(ValueError, match=r"past the warm-up, and bc_warmup/ is missing or of another run; delete .*checkpoint"):
         warmup_job()
     with pytest.raises(ValueError, match="stop_after_warmup"):
         config(toy, tmp_path / "x", method="sm", stop_after_warmup=True, **common).validate()

@@ -22,6 +22,7 @@ rule bc_warmup:
         f"{BENCH}/bc_warmup/{RUN_ID}.tsv"
     wildcard_constraints:
         method="bc",
+        divergence="none",
     params:
         env=job_env(),
         launcher=train_launcher,
