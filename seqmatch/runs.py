@@ -290,8 +290,9 @@ class Grid:
                              seed=int(seed))
         train.update(method=method, seed=int(seed), noise=noise, eta=float(eta), out_dir=out_dir,
                      train_file=f"{self.data_dir(task)}/train.jsonl", tokenizer=self.tokenizer_dir(task),
-                     warm_start=(method == "sm" and self.warmup_dir(task, method, seed, noise, eta)) or "",
-                     stop_after_warmup=bool(stop_after_warmup))
+                     warm_start=(method == "sm" and self.warmup_dir(task, method, seed, noise, eta)) or "")
+        if stop_after_warmup:  # only in the bc_warmup job's config (absent: the run's params stay as they were)
+            train["stop_after_warmup"] = True
         return {"train": train, "model": self.task_model(task)}
 
     # ---- the config files of the other jobs (seqmatch.options: option names are config.yaml's)
