@@ -13,6 +13,7 @@ and ``model`` (``ModelConfig`` fields), under the same names as config.yaml's ``
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 
@@ -119,6 +120,12 @@ ARTIFACT_NAMES = ("figure1", "figure2", "figure3", "table1", "table1_recovery", 
                   "table8", "ablation_divergence", "scorecard", "summary", "report")
 
 
+def grid_noises_etas(exp: dict) -> tuple[list, list]:
+    """A grid table's noise types ([] if it names none) and noise levels ([0.0] if it names none)."""
+    noises = exp.get("noise_types") or ([exp["noise"]] if "noise" in exp else [])
+    return noises, exp.get("etas") or [exp.get("eta", 0.0)]
+
+
 class Grid:
     """The runs each artifact needs, from a validated workflow config (config.yaml + profile)."""
 
@@ -217,17 +224,14 @@ class Grid:
         (as in the paper's tables); divergences apply to SM rows only."""
         exp = self.exp[name]
         task = exp["task"]
-        noises = exp.get("noise_types") or [exp.get("noise", "none")]
-        etas = exp.get("etas") or [exp.get("eta", 0.0)]
+        noises, etas = grid_noises_etas(exp)
         rows = []
         for method in exp.get("methods", DEFAULT_TABLE_METHODS):
-            for noise in noises:
-                for eta in etas:
-                    for div in (exp.get("divergences") or [None]) if method == "sm" else [None]:
-                        for seed in exp["seeds"]:
-                            run = self.canonical(task, method, seed, noise, eta, div)
-                            rows.append(dict(task=task, method=method, noise=noise, eta=float(eta),
-                                             divergence=run["divergence"], seed=int(seed), dir=RUN.format(**run)))
+            divs = (exp.get("divergences") or [None]) if method == "sm" else [None]
+            for noise, eta, div, seed in itertools.product(noises or ["none"], etas, divs, exp["seeds"]):
+                run = self.canonical(task, method, seed, noise, eta, div)
+                rows.append(dict(task=task, method=method, noise=noise, eta=float(eta),
+                                 divergence=run["divergence"], seed=int(seed), dir=RUN.format(**run)))
         return rows
 
     def grid_table_inputs(self, name: str) -> list[str]:
@@ -408,8 +412,7 @@ def grid_table_errors(config: dict, name: str, exp: dict, root: str | None = Non
     for one, many in (("noise", "noise_types"), ("eta", "etas")):
         if one in exp and many in exp:
             lines.append(f"{key}': give {one} or {many}, not both")
-    noises = exp.get("noise_types") or ([exp["noise"]] if "noise" in exp else [])
-    etas = exp.get("etas") or [exp.get("eta", 0.0)]
+    noises, etas = grid_noises_etas(exp)
     if not noises and any(float(e) > 0 for e in etas):
         lines.append(f"{key}': eta > 0 needs noise or noise_types (without noise every run is noise-free)")
     if noises and not any(float(e) > 0 for e in etas):

@@ -730,8 +730,8 @@ def main(argv=None) -> int:
     except ValueError as e:  # e.g. a warm_start run that trained something else
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(json.dumps({k: summary.get(k) for k in ("method", "steps", "final_loss", "grad_step_time_mean",
-                                                   "amortized_time", "device", "stopped_after_warmup")
+    print(json.dumps({k: summary[k] for k in ("method", "steps", "final_loss", "grad_step_time_mean",
+                                               "amortized_time", "device", "stopped_after_warmup")
                       if k in summary}))
     return 0
 

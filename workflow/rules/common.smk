@@ -81,10 +81,11 @@ def job_config(values, **paths):
     return json.dumps({**{k: v for k, v in values.items() if v is not None}, **paths}, sort_keys=True)
 
 
-def run_config(wildcards):
-    """The run's config (seqmatch.train --config): every TrainConfig/ModelConfig value."""
+def run_config(wildcards, stop_after_warmup=False):
+    """The run's config (seqmatch.train --config): every TrainConfig/ModelConfig value; a
+    bc_warmup job's stops after the warm-up snapshot."""
     w = wildcards
-    return GRID.run_config(w.task, w.method, w.noise, w.eta, w.divergence, w.seed)
+    return GRID.run_config(w.task, w.method, w.noise, w.eta, w.divergence, w.seed, stop_after_warmup)
 
 
 def warmup_input(wildcards):
@@ -92,12 +93,6 @@ def warmup_input(wildcards):
     w = wildcards
     bc = GRID.warmup_dir(w.task, w.method, w.seed, w.noise, w.eta)
     return [f"{bc}/{runs.WARMUP_DONE}"] if bc else []
-
-
-def warmup_config(wildcards):
-    """The config of a bc_warmup job: its BC run's, stopping after the warm-up snapshot."""
-    w = wildcards
-    return GRID.run_config(w.task, w.method, w.noise, w.eta, w.divergence, w.seed, stop_after_warmup=True)
 
 
 def train_launcher(wildcards):

@@ -26,7 +26,7 @@ rule bc_warmup:
     params:
         env=job_env(),
         launcher=train_launcher,
-        config=lambda w: job_config(warmup_config(w)),
+        config=lambda w: job_config(run_config(w, stop_after_warmup=True)),
     threads: threads("train")
     resources:
         **res("train"),
