@@ -15,6 +15,11 @@ CLI::
 
     python -m seqmatch.figures figure2 [--tokenizer DIR] --out-pdf results/figure2.pdf \
         --out-png results/figure2.png
+    python -m seqmatch.figures training-curves --out-dir results/training_curves/figure3 RUN_DIR...
+
+Training curves: one PNG per run from its ``train_log.jsonl`` (losses, beta, V at the initial
+states and the residue, the gradient norm and clip factor, per-part gradient norms and cosines
+with the BC gradient, rollout statistics).
 """
 
 from __future__ import annotations
@@ -209,6 +214,95 @@ def draw_figure2(data: dict, title_note: str = ""):
     return fig
 
 
+# ----------------------------------------------------------------------------------------------
+# Training curves: one figure per run, from its train_log.jsonl (seqmatch.train's log lines)
+
+# (panel title, y label, [(log key, legend label)], log-scale y)
+CURVE_PANELS = (
+    ("losses", "per token", [("loss", "minimised loss"), ("ce", "BC / MLE cross-entropy"),
+                             ("sm_loss", "L_SM = -J / n")], False),
+    ("schedule", "", [("beta", "beta (weight of L_BC)"), ("clip_factor", "clip factor")], False),
+    ("V at the initial states", "V", [("sm_v0_data", "data rows V(s0)"), ("sm_v0_model", "model rows V(u0)"),
+                                      ("sm_residue", "residue (V(s0) - V(u0)) / 2")], False),
+    ("gradient norm before clipping", "norm", [("grad_norm", "step")], True),
+    ("gradient of each loss part", "norm",
+     [("gnorm_bc", "BC"), ("gnorm_sm", "L_SM"), ("gnorm_regularizer", "chi2_mix regulariser"),
+      ("gnorm_residue", "plug-in residue (not trained)"), ("gnorm_step", "beta BC + (1 - beta) SM")], True),
+    ("cosine with the BC gradient", "cos",
+     [("gcos_sm_bc", "L_SM"), ("gcos_regularizer_bc", "regulariser"), ("gcos_residue_bc", "plug-in residue"),
+      ("gcos_step_bc", "step")], False),
+    ("rollouts (latest sampling round)", "",
+     [("rollout_accuracy", "accuracy"), ("rollout_bkspc_rate", "<bkspc> rate"),
+      ("rollout_finished", "reached <eos>")], False),
+    ("rollout length", "actions", [("rollout_len", "mean generated actions")], False),
+)
+
+
+def draw_training_curves(records: list[dict], title: str):
+    """The run's log as small panels (x: optimizer step); a quantity the run did not log (MLE has
+    no SM terms) leaves its panel saying so."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, 4, figsize=(17, 7), squeeze=False)
+    for ax, (name, ylabel, series, logy) in zip(axes.flat, CURVE_PANELS):
+        drawn = False
+        for key, label in series:
+            pts = [(r["step"], r[key]) for r in records if isinstance(r.get(key), (int, float))]
+            if logy:
+                pts = [(x, y) for x, y in pts if y > 0]
+            if pts:
+                xs, ys = zip(*pts)
+                ax.plot(xs, ys, marker="." if len(pts) < 40 else None, lw=1.2, label=label)
+                drawn = True
+        ax.set_title(name, fontsize=10)
+        ax.set_xlabel("step", fontsize=8)
+        ax.set_ylabel(ylabel, fontsize=8)
+        ax.tick_params(labelsize=7)
+        if drawn:
+            if logy:
+                ax.set_yscale("log")
+            ax.legend(fontsize=7)
+        else:
+            ax.text(0.5, 0.5, "not logged by this run", ha="center", va="center", transform=ax.transAxes,
+                    fontsize=9, color="grey")
+    fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+def training_curves(run_dirs: Sequence[str], out_dir: str) -> list[str]:
+    """``out_dir/<run id>.png`` for each run directory (its path below ``resources/runs/`` with
+    '/' as '__'), written into a temporary directory that becomes ``out_dir`` when complete."""
+    import json
+    import shutil
+
+    import matplotlib.pyplot as plt
+
+    tmp = out_dir.rstrip("/") + ".tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(tmp)
+    names = []
+    for run in run_dirs:
+        log = os.path.join(run, "train_log.jsonl")
+        with open(log) as f:
+            records = [json.loads(line) for line in f if line.strip()]
+        if not records:
+            raise ValueError(f"{log}: no log lines")
+        parts = os.path.normpath(run).split(os.sep)
+        run_id = "/".join(parts[parts.index("runs") + 1:]) if "runs" in parts else os.path.normpath(run)
+        name = run_id.replace("/", "__") + ".png"
+        fig = draw_training_curves(records, f"training curves: {run_id}")
+        atomic_savefig(fig, os.path.join(tmp, name), dpi=80)
+        plt.close(fig)
+        names.append(name)
+    shutil.rmtree(out_dir, ignore_errors=True)
+    os.replace(tmp, out_dir)
+    return names
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="Figures drawn from seqmatch's own outputs.")
     sub = ap.add_subparsers(dest="figure", required=True)
@@ -216,7 +310,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     f2.add_argument("--tokenizer", default=None, help="tokenizer dir (default: word-level toy vocabulary)")
     f2.add_argument("--out-pdf", required=True)
     f2.add_argument("--out-png", required=True)
+    tc = sub.add_parser("training-curves", help="one PNG per run from its train_log.jsonl")
+    tc.add_argument("--out-dir", required=True)
+    tc.add_argument("runs", nargs="+", help="run directories (holding train_log.jsonl)")
     args = ap.parse_args(argv)
+    if args.figure == "training-curves":
+        try:
+            training_curves(args.runs, args.out_dir)
+        except (OSError, ValueError) as e:
+            print(f"error: {e}")
+            return 2
+        return 0
     if args.figure == "figure2":
         vocab = load_vocab(args.tokenizer)
         data = figure2_data(vocab)

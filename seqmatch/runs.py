@@ -28,6 +28,8 @@ TASKS = ARITH_TASKS + ("text", "translation")
 METHODS = ("mle", "bc", "sm", "ulk")
 NOISES = ("none", "random", "ground_truth")
 DIVERGENCES = ("chi2", "chi2_mix", "kl", "js")
+# estimators of the model rows' value term of eq. 4 (seqmatch.losses.sequence_match_loss, initial_value)
+INITIAL_VALUE_ESTIMATORS = ("data", "plugin")
 
 RUN_ID = "{task}/{method}-{noise}-eta{eta}-{divergence}/seed{seed}"
 RUN = "resources/runs/" + RUN_ID
@@ -45,7 +47,8 @@ FROM_SCRATCH_FIELDS = ("arch", "n_layer", "n_head", "d_model", "d_ff", "max_posi
 # ------------------------------------------------------------------------------ run identity
 
 # TrainConfig fields that do not change what is trained (where it is written, how often it logs)
-NOT_IDENTITY = ("out_dir", "checkpoint_every", "log_every", "max_nonfinite", "warm_start", "stop_after_warmup")
+NOT_IDENTITY = ("out_dir", "checkpoint_every", "log_every", "max_nonfinite", "warm_start", "stop_after_warmup",
+                "grad_diagnostics_every")
 # what an SM run shares with the BC run it warm-starts from: its first bc_warmup_steps are then
 # exactly that BC run's (beta = 1, no replay rows), besides the model, the data and the process count
 WARM_START_KEYS = ("seed", "steps", "batch_size", "grad_accum", "lr", "weight_decay", "warmup_steps",
@@ -267,6 +270,27 @@ class Grid:
         exp, task = self.exp["table4"], "add_or_sub_in_base"
         return [dict(procedure="MLE", dir=self.run_dir(task, "mle", exp["seed"])),
                 dict(procedure="SequenceMatch", dir=self.run_dir(task, "sm", exp["seed"], exp["noise"], exp["eta"]))]
+
+    def curve_artifacts(self) -> list[str]:
+        """The artifacts built from training runs: each gets the training curves of its runs."""
+        return ["figure3", "table1_recovery", "table2", "table3", "table4", "ablation_divergence",
+                *self.grid_tables()]
+
+    def curve_runs(self, artifact: str) -> list[str]:
+        """The run directories behind ``artifact`` (``curve_artifacts``), each once."""
+        if artifact == "figure3":
+            rows = self.figure3_runs()
+        elif artifact == "table1_recovery":
+            rows = self.table1_recovery_runs()
+        elif artifact == "table2":
+            rows = [dict(dir=self.text_run(m)) for _, m, _ in TABLE2_ROWS]
+        elif artifact in ("table3", "table4"):
+            rows = self.timing_runs(artifact)
+        elif artifact == "ablation_divergence":
+            rows = self.ablation_runs()
+        else:
+            rows = self.grid_table_runs(artifact)
+        return _unique(r["dir"] for r in rows)
 
     # ---- one run's config
     def warmup_dir(self, task, method, seed, noise, eta) -> str | None:

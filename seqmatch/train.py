@@ -46,6 +46,7 @@ from seqmatch.actions import actions_to_inputs, collate, truncate_actions
 from seqmatch.noise import add_backspace_noise, digit_noise_ids, random_noise_ids
 from seqmatch.options import config_field as _field
 from seqmatch.runs import DIVERGENCES, METHODS, WARMUP_DONE  # names in one place (the workflow's too)
+from seqmatch.runs import INITIAL_VALUE_ESTIMATORS
 from seqmatch.runs import NOISES as NOISE_TYPES
 
 
@@ -78,6 +79,10 @@ class TrainConfig:
     gamma: float = _field(0.998, "discount")
     divergence: str = _field("chi2_mix", "chi2 | chi2_mix | kl | js")
     logit_bound: float = _field(50.0, "|logit| bound for the SM objective (App. C.6); 0 disables")
+    initial_value: str = _field(
+        "data", "estimator of the model rows' value term -1/2 E_rho0[V(s0)]: data (take it at the data rows' "
+        "initial states: the +-1/2 V(s0) of data and model rows cancel in every batch) | plugin (eq. 4 row by "
+        "row: they cancel only on average over prompts); seqmatch.losses.sequence_match_loss")
     bc_warmup_steps: int = _field(1000, "BC-only steps before SM (paper: text 1,000, arithmetic 10,000)")
     warm_start: str = _field(
         "", "sm: a BC run directory (same seed, noise, eta, data, model and schedule) to start from, at its "
@@ -104,6 +109,10 @@ class TrainConfig:
     checkpoint_every: int = _field(100, "steps between checkpoints (0: only at the end / on SIGTERM)")
     max_nonfinite: int = _field(10, "skipped non-finite losses tolerated before aborting")
     log_every: int = _field(1, "steps between log lines")
+    grad_diagnostics_every: int = _field(
+        0, "SM steps between gradient diagnostics in the log: the norm of the gradient of each loss part (BC, "
+        "SM, chi2_mix regulariser, the plug-in residue) and its cosine with the BC gradient; one extra forward "
+        "and four backward passes each (single process only); 0 disables")
 
     def validate(self) -> None:
         """One place for every check; raises ValueError naming the field."""
@@ -119,6 +128,8 @@ class TrainConfig:
             bad("noise", f"one of {NOISE_TYPES}")
         if self.divergence not in DIVERGENCES:
             bad("divergence", f"one of {DIVERGENCES}")
+        if self.initial_value not in INITIAL_VALUE_ESTIMATORS:
+            bad("initial_value", f"one of {INITIAL_VALUE_ESTIMATORS}")
         if not 0.0 < self.gamma < 1.0:
             bad("gamma", "0 < gamma < 1")
         if not 0.0 <= self.eta <= 1.0:
@@ -131,7 +142,7 @@ class TrainConfig:
                      "max_prompt_len", "max_new_tokens"):
             if getattr(self, name) < 1:
                 bad(name, "an integer >= 1")
-        for name in ("warmup_steps", "bc_warmup_steps", "beta_anneal_steps", "model_rows",
+        for name in ("warmup_steps", "bc_warmup_steps", "beta_anneal_steps", "model_rows", "grad_diagnostics_every",
                      "checkpoint_every", "max_nonfinite", "max_grad_norm", "weight_decay", "logit_bound"):
             if getattr(self, name) < 0:
                 bad(name, ">= 0")
@@ -240,6 +251,7 @@ class Trainer:
         self.grad_times: list[float] = []
         self.sample_times: list[float] = []
         self.last_sample_step = None
+        self.rollout_stats: dict = {}  # of the latest sampling round, in every log line after it
         self._stop = False
 
     # ---- trajectories
@@ -260,24 +272,24 @@ class Trainer:
         idx = self.rng.integers(0, len(self.examples), size=n)
         return [self.examples[i] for i in idx]
 
-    def rollout_prompts(self, n: int) -> list[list[int]]:
+    def rollout_prompts(self, n: int) -> tuple[list[Example], list[list[int]]]:
         """Prompts from training data (App. E): the question for prompted rows, else a random
-        prefix of length 1..max_prompt_len."""
-        prompts = []
-        for ex in self.draw_examples(n):
+        prefix of length 1..max_prompt_len; with the examples they come from."""
+        examples, prompts = self.draw_examples(n), []
+        for ex in examples:
             if ex.prompt:
                 prompts.append(ex.prompt[: self.cfg.max_prompt_len])
             else:
                 k = int(self.rng.integers(1, min(self.cfg.max_prompt_len, len(ex.completion) - 1) + 1))
                 prompts.append(ex.completion[:k])
-        return prompts
+        return examples, prompts
 
     def fill_buffer(self):
         from seqmatch.sampling import generate
 
         cfg = self.cfg
         t0 = time.perf_counter()
-        prompts = self.rollout_prompts(cfg.gen_batch_size)
+        examples, prompts = self.rollout_prompts(cfg.gen_batch_size)
         model = self.accel.unwrap_model(self.model)
         was_training = model.training
         model.eval()
@@ -291,6 +303,7 @@ class Trainer:
         self.buffer.add(items)
         self.sample_times.append(time.perf_counter() - t0)
         self.last_sample_step = self.step
+        self.rollout_stats = rollout_stats(examples, prompts, out, self.bkspc)
 
     def model_trajectory(self, item: dict):
         actions, labels, cut = truncate_actions(item["actions"], None, self.cfg.max_len, self.eos)
@@ -315,10 +328,7 @@ class Trainer:
         logits = self.model(**batch.model_inputs()).logits.float()
         if cfg.method == "sm" and beta < 1.0:
             # one logsumexp serves both terms (the BC cross-entropy comes with the SM dict)
-            sm = L.sequence_match_loss_from_batch(logits, batch, alpha=cfg.alpha, gamma=cfg.gamma,
-                                                  divergence=cfg.divergence,
-                                                  logit_bound=cfg.logit_bound or None,
-                                                  mask_prompt=cfg.mask_prompt)
+            sm = L.sequence_match_loss_from_batch(logits, batch, **self.sm_kwargs())
             ce = sm.pop("bc")
             out = {"ce": ce, **{f"sm_{k}": v for k, v in sm.items()}}
             out["loss"] = beta * ce + (1.0 - beta) * sm["loss"]
@@ -334,6 +344,44 @@ class Trainer:
             out["loss"] = ce
         return out
 
+    def sm_kwargs(self, **over) -> dict:
+        cfg = self.cfg
+        kw = dict(alpha=cfg.alpha, gamma=cfg.gamma, divergence=cfg.divergence, logit_bound=cfg.logit_bound or None,
+                  mask_prompt=cfg.mask_prompt, initial_value=cfg.initial_value)
+        return {**kw, **over}
+
+    def gradient_diagnostics(self, batch, beta: float) -> dict:
+        """The SM step's gradient split into its parts, for the log: the norm of the gradient of
+        the BC loss, of L_SM, of the chi2_mix regulariser's share of L_SM, and of the residue
+        ½(mean V(s₀) − mean V(u₀))/n̄ that the plug-in estimator would add (``initial_value``),
+        each with its cosine to the BC gradient, and the norm and BC cosine of the step's
+        β L_BC + (1 − β) L_SM. One extra forward pass, no effect on training (no RNG is used)."""
+        cfg, L = self.cfg, self.losses
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        logits = self.model(**batch.model_inputs()).logits.float()
+        sm = L.sequence_match_loss_from_batch(logits, batch, **self.sm_kwargs())
+        n_bar = sm["tokens_per_row"]
+        parts = {"bc": sm["bc"], "sm": sm["loss"],
+                 "residue": -L.initial_value_residue(logits, batch, mask_prompt=cfg.mask_prompt,
+                                                     logit_bound=cfg.logit_bound or None) / n_bar}
+        if cfg.divergence == "chi2_mix":  # L_SM minus L_SM without the regulariser
+            no_reg = L.sequence_match_loss_from_batch(logits, batch, **self.sm_kwargs(divergence="chi2"))
+            parts["regularizer"] = sm["loss"] - no_reg["loss"]
+        grads = {}
+        names = list(parts)
+        for i, name in enumerate(names):
+            g = torch.autograd.grad(parts[name], params, retain_graph=i < len(names) - 1, allow_unused=True)
+            grads[name] = torch.cat([(x if x is not None else torch.zeros_like(p)).flatten()
+                                     for x, p in zip(g, params)])
+        grads["step"] = beta * grads["bc"] + (1.0 - beta) * grads["sm"]
+        bc = grads["bc"]
+        rec = {}
+        for name, g in grads.items():
+            rec[f"gnorm_{name}"] = float(g.norm())
+            if name != "bc":
+                rec[f"gcos_{name}_bc"] = float(torch.nn.functional.cosine_similarity(g, bc, dim=0, eps=1e-12))
+        return rec
+
     def train_step(self) -> dict:
         cfg = self.cfg
         beta = self.beta()
@@ -345,6 +393,9 @@ class Trainer:
         n_model = self.model_rows // cfg.grad_accum if use_model_rows else 0
         t0 = time.perf_counter()
         logs, tokens, skipped = [], 0, False
+        diag = {}
+        want_diag = (use_model_rows and cfg.grad_diagnostics_every and self.accel.num_processes == 1
+                     and self.step % cfg.grad_diagnostics_every == 0)
         self.optimizer.zero_grad(set_to_none=True)
         for m in range(cfg.grad_accum):
             trajs = [self.data_trajectory(ex, noised) for ex in self.draw_examples(micro)]
@@ -356,6 +407,10 @@ class Trainer:
             batch = collate(trajs, pad_id=self.pad, attn_implementation=attn, is_model=is_model,
                             dtype=torch.float32).to(self.accel.device)
             tokens += int(batch.state_mask.sum())
+            if want_diag and m == 0:  # its own RNG state: dropout there must not move training's streams
+                dev = self.accel.device
+                with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
+                    diag = self.gradient_diagnostics(batch, beta)
             # DDP syncs gradients on the last micro-batch only; accelerate's backward divides the
             # loss by grad_accum, so the step's gradient is the mean over micro-batches
             sync = contextlib.nullcontext() if m == cfg.grad_accum - 1 else self.accel.no_sync(self.model)
@@ -375,8 +430,10 @@ class Trainer:
             if self.nonfinite > cfg.max_nonfinite:
                 raise NonFiniteLossError(f"{msg}: more than max_nonfinite={cfg.max_nonfinite}, aborting")
         else:
-            if cfg.max_grad_norm > 0:
-                self.accel.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm)
+            # the norm before clipping (max_norm inf: measured, nothing scaled) and the factor applied
+            max_norm = cfg.max_grad_norm if cfg.max_grad_norm > 0 else float("inf")
+            norm = float(self.accel.clip_grad_norm_(self.model.parameters(), max_norm))
+            diag.update(grad_norm=norm, clip_factor=min(1.0, max_norm / (norm + 1e-6)))
             self.optimizer.step()
         self.scheduler.step()  # the schedule follows steps taken, skipped or not
         dt = time.perf_counter() - t0
@@ -385,7 +442,9 @@ class Trainer:
         rec.update(step=self.step, lr=self.scheduler.get_last_lr()[0], beta=beta, tokens=tokens,
                    tokens_per_s=tokens / max(dt, 1e-9), buffer_size=len(self.buffer), grad_time=dt,
                    sample_time=self.sample_times[-1] if self.last_sample_step == self.step else 0.0,
-                   skipped=skipped)
+                   skipped=skipped, **diag)
+        if use_model_rows:
+            rec.update(self.rollout_stats)
         self.step += 1
         return rec
 
@@ -626,6 +685,24 @@ class Trainer:
             tmp.write_text(json.dumps(summary, indent=1))
             tmp.rename(self.out / "summary.json")
         return summary
+
+
+def rollout_stats(examples: list[Example], prompts: list[list[int]], out, bkspc_id: int) -> dict:
+    """One sampling round in numbers: mean generated actions per rollout, the share of them that
+    are ``<bkspc>``, the share of rollouts that reached ``<eos>`` and, where the rows have a prompt
+    (arithmetic), the share whose final state is the row's own completion (the answer, after
+    backspaces) — the training-time view of test accuracy."""
+    n = max(len(out.actions), 1)
+    lengths = [len(a) for a in out.actions]
+    total = max(sum(lengths), 1)
+    stats = {"rollout_len": sum(lengths) / n,
+             "rollout_bkspc_rate": sum(a.count(bkspc_id) for a in out.actions) / total,
+             "rollout_finished": sum(map(bool, out.finished)) / n}
+    if examples and all(ex.prompt for ex in examples):
+        correct = [fin and state == p + ex.completion[:-1]
+                   for ex, p, state, fin in zip(examples, prompts, out.states, out.finished)]
+        stats["rollout_accuracy"] = sum(correct) / n
+    return stats
 
 
 def device_name(device) -> str:

@@ -16,6 +16,7 @@ from seqmatch.losses import (
     beta_at,
     bc_loss,
     bound_logits,
+    initial_value_residue,
     make_lr_scheduler,
     mle_loss,
     phi_js,
@@ -73,7 +74,8 @@ def hand_batch():
 
 
 @pytest.mark.parametrize("divergence", DIVERGENCES)
-def test_eq4_by_hand(divergence):
+@pytest.mark.parametrize("initial_value", ["data", "plugin"])
+def test_eq4_by_hand(divergence, initial_value):
     a, g = 0.5, 0.9
     D, U = D_LOGITS, U_LOGITS
     Vd = [lse(z) for z in D]
@@ -94,20 +96,28 @@ def test_eq4_by_hand(divergence):
     if divergence == "chi2_mix":  # only the model action after the prompt (state 1)
         reg = -(g**1) / a * 0.25 * (a * U[1][EOS] - g * a * Vu[2]) ** 2
     J = phi_term + value_data + term_data + value_model + term_model + reg
+    if initial_value == "data":
+        # the model row's value term taken at the data row's initial state: −½V(s_0); here both
+        # rows start in the same <bos> state with the same logits, so J is the same number
+        assert value_model + term_model == pytest.approx(-0.5 * Vd[0], rel=1e-12)
+        value_model, term_model = -0.5 * Vd[0], 0.0
 
     batch = hand_batch()
     assert batch.labels.tolist() == [[X, BK, EOS, IGNORE_INDEX], [X, EOS, IGNORE_INDEX, IGNORE_INDEX]]
     logits = torch.tensor([D, U], dtype=torch.float64)
     out = sequence_match_loss(logits, batch.labels, **kw(batch), alpha=a, gamma=g,
-                              divergence=divergence, logit_bound=None)
+                              divergence=divergence, logit_bound=None, initial_value=initial_value)
     # the loss is per token: −J over the data row's 3 actions (BC's scale)
     assert out["loss"].item() == pytest.approx(-J / 3, rel=1e-12, abs=1e-12)
     assert out["tokens_per_row"].item() == 3
     assert out["total"].item() == pytest.approx(J, rel=1e-12, abs=1e-12)
     assert out["phi"].item() == pytest.approx(phi_term, rel=1e-12)
     assert out["value_data"].item() == pytest.approx(value_data, rel=1e-12)
-    assert out["value_model"].item() == pytest.approx(value_model, rel=1e-12)
-    assert out["terminal"].item() == pytest.approx(term_data + term_model, rel=1e-12)
+    assert out["value_model"].item() == pytest.approx(value_model + term_model, rel=1e-12)
+    assert out["terminal"].item() == pytest.approx(term_data, rel=1e-12)
+    assert out["v0_data"].item() == pytest.approx(Vd[0], rel=1e-12)
+    assert out["v0_model"].item() == pytest.approx(Vu[0], rel=1e-12)
+    assert out["residue"].item() == pytest.approx(0.5 * (Vd[0] - Vu[0]), abs=1e-15)
     assert out["regularizer"].item() == pytest.approx(reg, rel=1e-12, abs=1e-15)
     assert out["mean_v"].item() == pytest.approx(sum(Vd + Vu) / 7, rel=1e-12)
     # the logged parts add up to the total
@@ -115,10 +125,11 @@ def test_eq4_by_hand(divergence):
     assert parts.item() == pytest.approx(out["total"].item(), rel=1e-12)
     # the Batch wrapper is the same function
     out2 = sequence_match_loss_from_batch(logits, batch, alpha=a, gamma=g, divergence=divergence,
-                                          logit_bound=None)
+                                          logit_bound=None, initial_value=initial_value)
     assert out2["loss"].item() == out["loss"].item()
     per_seq = sequence_match_loss(logits, batch.labels, **kw(batch), alpha=a, gamma=g,
-                                  divergence=divergence, logit_bound=None, per_token=False)
+                                  divergence=divergence, logit_bound=None, per_token=False,
+                                  initial_value=initial_value)
     assert per_seq["loss"].item() == pytest.approx(-J, rel=1e-12, abs=1e-12)
 
 
@@ -194,23 +205,30 @@ def t_phi(x, divergence):
     return math.log(2.0 - math.exp(-X0)) + (x - X0) * math.exp(-X0) / (2.0 - math.exp(-X0))
 
 
-def eq4_brute_force(logits, batch, alpha, gamma, divergence, mask_prompt, per_token=True):
+def eq4_brute_force(logits, batch, alpha, gamma, divergence, mask_prompt, per_token=True,
+                    initial_value="plugin"):
     """−J of eq. 4 by explicit loops, one row and one state at a time.
 
     Each row's episode starts at S (0, or the prompt end with mask_prompt) with discount
     γ^(i−S); every model sequence has −γ^M/2 V(u_M), a data sequence its terminal terms when it
     ended; chi2_mix adds −γ^i (1/α)(1/4) x² per model action after the prompt. J = mean over
     data rows + mean over model rows; per token: divided by the mean action count of data rows.
+    ``initial_value="data"``: a model row keeps only its regulariser terms, and J has
+    −½ × the mean over data rows of V(s_S) in place of the model rows' value terms.
     """
-    data_sums, model_sums, n_actions = [], [], 0
+    data_sums, model_sums, n_actions, data_v0 = [], [], 0, []
     for b in range(logits.shape[0]):
         N, P = int(batch.last_index[b]), int(batch.prompt_len[b])
         S = min(P, N) if mask_prompt else 0
         V = [torch.logsumexp(logits[b, i], -1) for i in range(N + 1)]
         total = 0.0
+        own_value = not (batch.is_model[b] and initial_value == "data")
+        if not batch.is_model[b]:
+            data_v0.append(V[S])
         for i in range(S, N):
             g_i = gamma ** (i - S)
-            total = total - g_i / 2 * (V[i] - gamma * V[i + 1])
+            if own_value:
+                total = total - g_i / 2 * (V[i] - gamma * V[i + 1])
             a = int(batch.labels[b, i])
             if a == IGNORE_INDEX:
                 continue
@@ -222,22 +240,27 @@ def eq4_brute_force(logits, batch, alpha, gamma, divergence, mask_prompt, per_to
                 total = total - g_i / alpha * 0.25 * x * x
         g_N = gamma ** (N - S)
         if batch.is_model[b]:
-            model_sums.append(total - g_N / 2 * V[N])
+            model_sums.append(total - g_N / 2 * V[N] if own_value else total)
         else:
             if batch.terminal[b]:
                 c = alpha * (1 - gamma)
                 total = total + g_N / c * t_phi(c * V[N], divergence) - g_N / 2 * V[N]
             data_sums.append(total)
     J = sum(data_sums) / len(data_sums) + sum(model_sums) / len(model_sums)
+    if initial_value == "data":
+        J = J - 0.5 * sum(data_v0) / len(data_v0)
     return -J / (n_actions / len(data_sums)) if per_token else -J
 
 
 @pytest.mark.parametrize("divergence", DIVERGENCES)
 @pytest.mark.parametrize("mask_prompt", [False, True])
 @pytest.mark.parametrize("finished", [True, False])
-def test_eq4_matches_brute_force(divergence, mask_prompt, finished):
+@pytest.mark.parametrize("initial_value", ["data", "plugin"])
+def test_eq4_matches_brute_force(divergence, mask_prompt, finished, initial_value):
     """Values and gradients of the vectorised loss against eq. 4 looped state by state, with
-    prompts (data and model rows), noise states, and rollouts that did or did not reach <eos>."""
+    prompts (data and model rows), noise states, and rollouts that did or did not reach <eos>;
+    for the estimator as implemented (model rows' value term at the data rows' initial states)
+    and for eq. 4's plug-in form."""
     batch = toy_batch()
     batch.terminal[2:] = finished
     logits = leaf_logits(batch, seed=11, scale=1.5)
@@ -245,8 +268,9 @@ def test_eq4_matches_brute_force(divergence, mask_prompt, finished):
     for per_token in (True, False):
         got = sequence_match_loss(logits, batch.labels, **kw(batch), alpha=alpha, gamma=gamma,
                                   divergence=divergence, logit_bound=None, mask_prompt=mask_prompt,
-                                  per_token=per_token)["loss"]
-        want = eq4_brute_force(logits, batch, alpha, gamma, divergence, mask_prompt, per_token)
+                                  per_token=per_token, initial_value=initial_value)["loss"]
+        want = eq4_brute_force(logits, batch, alpha, gamma, divergence, mask_prompt, per_token,
+                               initial_value)
         assert got.item() == pytest.approx(want.item(), rel=1e-12, abs=1e-12)
         (g_got,) = torch.autograd.grad(got, logits)
         (g_want,) = torch.autograd.grad(want, logits)
@@ -260,13 +284,18 @@ def test_mask_prompt_trains_no_prompt_state(divergence):
     batch = toy_batch()
     assert [int(p) for p in batch.prompt_len] == [1, 0, 2, 1]
     logits = leaf_logits(batch, seed=2)
-    out = sequence_match_loss(logits, batch.labels, **kw(batch), alpha=0.3, gamma=0.9,
-                              divergence=divergence, mask_prompt=True)
-    (grad,) = torch.autograd.grad(out["loss"], logits)
-    for b in range(4):
-        P = int(batch.prompt_len[b])
-        assert torch.equal(grad[b, :P], torch.zeros_like(grad[b, :P])), b
-        assert grad[b, P].abs().sum() > 0, b
+    for initial_value in ("data", "plugin"):
+        out = sequence_match_loss(logits, batch.labels, **kw(batch), alpha=0.3, gamma=0.9,
+                                  divergence=divergence, mask_prompt=True, initial_value=initial_value)
+        (grad,) = torch.autograd.grad(out["loss"], logits)
+        for b in range(4):
+            P = int(batch.prompt_len[b])
+            assert torch.equal(grad[b, :P], torch.zeros_like(grad[b, :P])), b
+            if batch.is_model[b] and initial_value == "data" and divergence != "chi2_mix":
+                # the model row's value term is taken at the data rows: nothing else reaches it
+                assert torch.equal(grad[b], torch.zeros_like(grad[b])), b
+            else:
+                assert grad[b, P].abs().sum() > 0, (b, initial_value)
     # without it the prompt states are trained (the data row's φ term at its prompt state)
     out = sequence_match_loss(logits, batch.labels, **kw(batch), alpha=0.3, gamma=0.9,
                               divergence=divergence)
@@ -292,6 +321,109 @@ def test_sm_and_bc_on_one_scale():
 
 
 # --------------------------------------------------------------------------------------------
+# The initial-state residue: data rows and rollouts that start from different prompts
+# --------------------------------------------------------------------------------------------
+
+
+def prompted_batch(shared: bool):
+    """Two data rows and two model rows with prompts (mask_prompt: each row starts after its
+    prompt). ``shared``: each model row starts from a data row's prompt; else from other prompts,
+    so that V at the rows' initial states differ."""
+    d1 = actions_to_inputs([T0, T1, T3, B_, T2, E], labels=[T0, T1, T2, B_, T2, E],
+                           bos_id=IBOS, bkspc_id=B_, eos_id=E, prompt_len=2)
+    d2 = actions_to_inputs([T2, T1, T1, E], bos_id=IBOS, bkspc_id=B_, eos_id=E, prompt_len=1)
+    if shared:
+        m1 = actions_to_inputs([T0, T1, T3, E], bos_id=IBOS, bkspc_id=B_, eos_id=E, prompt_len=2)
+        m2 = actions_to_inputs([T2, T0, B_, T3, E], bos_id=IBOS, bkspc_id=B_, eos_id=E, prompt_len=1)
+    else:
+        m1 = actions_to_inputs([T3, T3, T0, E], bos_id=IBOS, bkspc_id=B_, eos_id=E, prompt_len=3)
+        m2 = actions_to_inputs([T1, T0, B_, T3, E], bos_id=IBOS, bkspc_id=B_, eos_id=E, prompt_len=1)
+    return collate([d1, d2, m1, m2], pad_id=IPAD, is_model=[False, False, True, True])
+
+
+def kl_limit_gap(batch, eps, initial_value, seed=4):
+    """Relative distance of the SM gradient (KL, α = ε, γ = 1 − ε) from BC's, on the toy model."""
+    W, P = toy_params(seed=seed)
+    sm = sequence_match_loss(toy_logits(batch, W, P), batch.labels, **kw(batch), alpha=eps,
+                             gamma=1 - eps, divergence="kl", mask_prompt=True,
+                             initial_value=initial_value)
+    g_sm = torch.cat([g.flatten() for g in torch.autograd.grad(sm["loss"], (W, P))])
+    data = ~batch.is_model
+    bc = bc_loss(toy_logits(batch, W, P)[data], batch.labels[data], prompt_len=batch.prompt_len[data],
+                 mask_prompt=True)
+    g_bc = torch.cat([g.flatten() for g in torch.autograd.grad(bc, (W, P))])
+    return ((g_sm - g_bc).norm() / g_bc.norm()).item()
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_kl_limit_reaches_bc_whatever_the_prompts(shared):
+    """App. D.2 with mask_prompt: as α = 1 − γ = ε → 0 the SM gradient tends to BC's, the gap
+    falling linearly in ε, with model rows that start from the data rows' prompts or from others.
+    eq. 4's plug-in form gets there only when the prompts are shared: otherwise the residue
+    ½∇(V(s_S) − V(u_S)) stays in the gradient at every ε."""
+    batch = prompted_batch(shared)
+    W, P = toy_params(seed=4)
+    V = torch.logsumexp(toy_logits(batch, W, P).detach(), -1)
+    S = batch.prompt_len
+    v_start = [V[b, int(S[b])].item() for b in range(4)]
+    if shared:  # the same states, the same logits
+        assert v_start[2] == pytest.approx(v_start[0]) and v_start[3] == pytest.approx(v_start[1])
+    else:
+        assert abs(sum(v_start[:2]) - sum(v_start[2:])) > 0.05
+    gaps = [kl_limit_gap(batch, eps, "data") for eps in (1e-2, 1e-3, 1e-4)]
+    assert gaps[2] < 1e-3, gaps
+    for coarse, fine in zip(gaps, gaps[1:]):  # linear: ten times smaller per decade
+        assert 7 < coarse / fine < 13, gaps
+    plugin = [kl_limit_gap(batch, eps, "plugin") for eps in (1e-2, 1e-3, 1e-4)]
+    if shared:
+        assert plugin == pytest.approx(gaps, rel=1e-6)
+    else:
+        assert min(plugin) > 0.05 and plugin[2] == pytest.approx(plugin[1], rel=1e-2), plugin
+
+
+@pytest.mark.parametrize("divergence", DIVERGENCES)
+@pytest.mark.parametrize("shared", [True, False])
+def test_initial_value_residue_is_zero_in_every_batch(divergence, shared):
+    """With the default estimator the model rows' logits reach the loss only through the
+    chi2_mix regulariser: the initial-state residue is exactly 0 in the batch (not on average),
+    and the plug-in J exceeds the estimate by exactly ½(mean V(s_S) − mean V(u_S))."""
+    batch = prompted_batch(shared)
+    logits = leaf_logits(batch, seed=7, scale=1.5)
+    args = dict(alpha=0.3, gamma=0.9, divergence=divergence, mask_prompt=True, logit_bound=None)
+    est = sequence_match_loss(logits, batch.labels, **kw(batch), **args)
+    (grad,) = torch.autograd.grad(est["loss"], logits)
+    model = batch.is_model
+    if divergence != "chi2_mix":
+        assert torch.equal(grad[model], torch.zeros_like(grad[model]))
+    else:  # exactly the regulariser's gradient, nothing of V(u_S)
+        reg = 0.0  # brute force: −Σ_{P<=i<M} γ^(i−P) (1/α)(1/4) x², mean over the model rows
+        for b in (2, 3):
+            P = int(batch.prompt_len[b])
+            for i in range(P, int(batch.last_index[b])):
+                x = 0.3 * logits[b, i, batch.labels[b, i]] - 0.9 * 0.3 * torch.logsumexp(logits[b, i + 1], -1)
+                reg = reg - 0.9 ** (i - P) / 0.3 * 0.25 * x**2
+        assert est["regularizer"].item() == pytest.approx(reg.item() / 2, rel=1e-12)
+        (g_reg,) = torch.autograd.grad(-reg / 2 / est["tokens_per_row"], logits)
+        assert torch.allclose(grad[model], g_reg[model], rtol=1e-12, atol=1e-15)
+    # other model-row logits leave every part of J but the regulariser as it was
+    moved = logits.detach().clone()
+    moved[model] += 2.0 * torch.randn_like(moved[model])
+    est2 = sequence_match_loss(moved, batch.labels, **kw(batch), **args)
+    for k in ("phi", "value_data", "terminal", "value_model", "v0_data"):
+        assert est2[k].item() == pytest.approx(est[k].item(), rel=1e-13, abs=1e-15), k
+    # the residue, by hand: V at each row's first state after the prompt
+    V = [[lse(z) for z in row] for row in logits.detach().tolist()]
+    S = [int(p) for p in batch.prompt_len]
+    residue = 0.5 * ((V[0][S[0]] + V[1][S[1]]) / 2 - (V[2][S[2]] + V[3][S[3]]) / 2)
+    assert est["residue"].item() == pytest.approx(residue, rel=1e-12, abs=1e-15)
+    plug = sequence_match_loss(logits, batch.labels, **kw(batch), **args, initial_value="plugin")
+    assert plug["total"].item() - est["total"].item() == pytest.approx(residue, rel=1e-10, abs=1e-13)
+    assert plug["residue"].item() == pytest.approx(residue, rel=1e-12, abs=1e-15)
+    r = initial_value_residue(logits, batch, mask_prompt=True, logit_bound=None)
+    assert r.item() == pytest.approx(residue, rel=1e-12, abs=1e-15)
+
+
+# --------------------------------------------------------------------------------------------
 # Model rows telescope (App. C.3); the chi2_mix regularizer gives them their gradient
 # --------------------------------------------------------------------------------------------
 
@@ -305,10 +437,11 @@ def leaf_logits(batch, seed=1, scale=1.0):
 @pytest.mark.parametrize("divergence", ["chi2", "kl", "js"])
 @pytest.mark.parametrize("alpha", [0.01, 0.3, 1.0])
 def test_model_rows_have_no_gradient_beyond_initial_state(divergence, alpha):
+    """eq. 4's plug-in form: a model row telescopes to −V(u_0)/2 (App. C.3)."""
     batch = toy_batch()
     logits = leaf_logits(batch)
     out = sequence_match_loss(logits, batch.labels, **kw(batch), alpha=alpha, gamma=0.95,
-                              divergence=divergence)
+                              divergence=divergence, initial_value="plugin")
     (grad,) = torch.autograd.grad(out["loss"], logits)
     for b in (2, 3):  # model rows: only u_0 carries gradient, and it is that of V(u_0)/2 / n_model
         assert torch.equal(grad[b, 1:], torch.zeros_like(grad[b, 1:]))
@@ -321,7 +454,7 @@ def test_model_rows_have_no_gradient_beyond_initial_state(divergence, alpha):
     # every model sequence): no gradient at its last state, which would otherwise be pushed up
     batch.terminal[2:] = False
     out2 = sequence_match_loss(logits, batch.labels, **kw(batch), alpha=alpha, gamma=0.95,
-                               divergence=divergence)
+                               divergence=divergence, initial_value="plugin")
     (grad2,) = torch.autograd.grad(out2["loss"], logits)
     assert torch.equal(grad2, grad)
 
@@ -491,9 +624,17 @@ def test_no_model_rows_and_bad_arguments():
     batch = toy_batch()
     batch.is_model[:] = False
     logits = leaf_logits(batch)
-    out = sequence_match_loss(logits, batch.labels, **kw(batch), alpha=0.1, gamma=0.9)
+    out = sequence_match_loss(logits, batch.labels, **kw(batch), alpha=0.1, gamma=0.9, initial_value="plugin")
     assert out["value_model"].item() == 0.0 and out["regularizer"].item() == 0.0
+    assert out["residue"].item() == 0.0
     assert torch.isfinite(out["loss"])
+    # the default estimator still has the model rows' −½E_ρ₀[V(s₀)], taken at the data rows
+    out = sequence_match_loss(logits, batch.labels, **kw(batch), alpha=0.1, gamma=0.9)
+    v0 = [torch.logsumexp(logits[b, 0], -1).item() for b in range(4)]
+    assert out["value_model"].item() == pytest.approx(-0.5 * sum(v0) / 4, rel=1e-12)
+    assert out["residue"].item() == 0.0
+    with pytest.raises(ValueError, match="unknown initial_value 'model'.*data, plugin"):
+        sequence_match_loss(logits, batch.labels, **kw(batch), alpha=0.1, gamma=0.9, initial_value="model")
     with pytest.raises(ValueError, match="unknown divergence 'wasserstein'.*chi2, chi2_mix, kl, js"):
         sequence_match_loss(logits, batch.labels, **kw(batch), alpha=0.1, gamma=0.9, divergence="wasserstein")
     with pytest.raises(ValueError, match="alpha"):

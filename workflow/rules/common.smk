@@ -145,8 +145,10 @@ def threads(group):
 
 
 def all_artifacts():
-    """Every results/ file: the outputs of the rules without wildcards, Tables 1 and 8 and the
-    grid tables (a rule added for a new artifact needs no entry here)."""
+    """Every results/ file: the outputs of the rules without wildcards, Tables 1 and 8, the
+    grid tables and the training curves of each artifact's runs (a rule added for a new artifact
+    needs no entry here)."""
     fixed = [str(f) for r in workflow.rules if not r.has_wildcards() for f in r.output if str(f).startswith("results/")]
     tables = ["table1", "table8"] + GRID.grid_tables()
-    return sorted(dict.fromkeys(fixed + [f"results/{t}.csv" for t in tables]))
+    curves = [f"results/training_curves/{a}" for a in GRID.curve_artifacts()]
+    return sorted(dict.fromkeys(fixed + [f"results/{t}.csv" for t in tables] + curves))

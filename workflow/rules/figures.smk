@@ -74,3 +74,30 @@ rule figure3:
         "../envs/seqmatch.yaml"
     script:
         "../scripts/figure3_plot.py"
+
+
+# Training curves of the runs behind each artifact (one PNG per run from its train_log.jsonl:
+# losses, beta, V at the initial states, gradient norms and their parts, rollout statistics),
+# in the report beside that artifact.
+rule training_curves:
+    input:
+        summaries=lambda w: [f"{d}/summary.json" for d in GRID.curve_runs(w.artifact)],
+    output:
+        curves=report(
+            directory("results/training_curves/{artifact}"),
+            patterns=["{run}.png"],
+            caption="../report/training_curves.rst",
+            category="Training curves",
+            subcategory="{artifact}",
+        ),
+    log:
+        f"{LOGS}/figures/training_curves_{{artifact}}.log",
+    wildcard_constraints:
+        artifact="|".join(GRID.curve_artifacts()),
+    params:
+        runs=lambda w: GRID.curve_runs(w.artifact),
+    localrule: True
+    conda:
+        "../envs/seqmatch.yaml"
+    shell:
+        "python -m seqmatch.figures training-curves --out-dir {output.curves} {params.runs} > {log} 2>&1"
