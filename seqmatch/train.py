@@ -382,6 +382,17 @@ class Trainer:
                 rec[f"gcos_{name}_bc"] = float(torch.nn.functional.cosine_similarity(g, bc, dim=0, eps=1e-12))
         return rec
 
+    def make_batch(self, n_data: int, n_model: int, noised: bool):
+        """``n_data`` training rows (noised for BC/SM) and ``n_model`` replayed rollouts, one batch."""
+        trajs = [self.data_trajectory(ex, noised) for ex in self.draw_examples(n_data)]
+        is_model = [False] * len(trajs)
+        if n_model:
+            trajs += [self.model_trajectory(it) for it in self.buffer.sample(n_model, self.rng)]
+            is_model += [True] * n_model
+        attn = getattr(self.model_cfg, "attn_implementation", "sdpa")
+        return collate(trajs, pad_id=self.pad, attn_implementation=attn, is_model=is_model,
+                       dtype=torch.float32).to(self.accel.device)
+
     def train_step(self) -> dict:
         cfg = self.cfg
         beta = self.beta()
@@ -398,14 +409,7 @@ class Trainer:
                      and self.step % cfg.grad_diagnostics_every == 0)
         self.optimizer.zero_grad(set_to_none=True)
         for m in range(cfg.grad_accum):
-            trajs = [self.data_trajectory(ex, noised) for ex in self.draw_examples(micro)]
-            is_model = [False] * len(trajs)
-            if n_model:
-                trajs += [self.model_trajectory(it) for it in self.buffer.sample(n_model, self.rng)]
-                is_model += [True] * n_model
-            attn = getattr(self.model_cfg, "attn_implementation", "sdpa")
-            batch = collate(trajs, pad_id=self.pad, attn_implementation=attn, is_model=is_model,
-                            dtype=torch.float32).to(self.accel.device)
+            batch = self.make_batch(micro, n_model, noised)
             tokens += int(batch.state_mask.sum())
             if want_diag and m == 0:  # its own RNG state: dropout there must not move training's streams
                 dev = self.accel.device

@@ -38,7 +38,11 @@ ARTIFACTS = [
     "figure3.pdf", "figure3.png", "figure3.csv",
     *[f"table{i}.csv" for i in range(1, 9)], "table1_recovery.csv",
     "ablation_divergence.csv", "scorecard.csv", "scorecard.md", "summary.md",
+    "differences.csv", "differences.png",
 ]
+# results/training_curves/<artifact>/: one PNG per run behind each artifact
+CURVE_ARTIFACTS = ["figure3", "table1_recovery", "table2", "table3", "table4", "ablation_divergence",
+                   "table5", "table6", "table7"]
 PROVENANCE = {"profile", "model", "data_source", "n_train", "n_test", "steps"}
 IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", ".snakemake")
 
@@ -470,9 +474,23 @@ def check_artifacts(results: Path, cfg: dict, extra=()) -> None:
     for fig in ("figure1", "figure2", "figure3"):
         assert (results / f"{fig}.png").read_bytes()[:4] == b"\x89PNG"
         assert (results / f"{fig}.pdf").read_bytes()[:4] == b"%PDF"
-    leftovers = {p.name for p in results.iterdir()} - set(ARTIFACTS) - set(extra) - {".gitkeep", "report.html"}
+    leftovers = {p.name for p in results.iterdir()} - set(ARTIFACTS) - set(extra) - {
+        ".gitkeep", "report.html", "training_curves"}
     assert not leftovers, f"stray files in results/: {leftovers}"
     ex = cfg["experiments"]
+    curves = {p.name for p in (results / "training_curves").iterdir()}
+    grid_tables = [n for n, e in ex.items() if isinstance(e, dict) and "task" in e]
+    assert curves == set(CURVE_ARTIFACTS) | set(grid_tables), curves
+    for name in curves:
+        pngs = list((results / "training_curves" / name).glob("*.png"))
+        assert pngs and all(p.read_bytes()[:4] == b"\x89PNG" for p in pngs), name
+
+    diff = pd.read_csv(results / "differences.csv")
+    f3x = ex["figure3"]
+    cells = len(f3x["noise_types"]) * len([e for e in f3x["etas"] if e > 0])
+    assert len(diff) == 2 * 2 * cells  # accuracy and recovery x (SM - BC, BC - MLE) x cells
+    assert set(diff["comparison"]) == {"SM - BC", "BC - MLE"} and (diff["n_seeds"] == len(f3x["seeds"])).all()
+    assert (diff["ci95_low"] <= diff["mean"] + 1e-12).all() and (diff["mean"] <= diff["ci95_high"] + 1e-12).all()
 
     f3 = pd.read_csv(results / "figure3.csv")
     assert {"noise_type", "eta", "method", "seed", "accuracy"} | PROVENANCE <= set(f3.columns)
@@ -584,6 +602,9 @@ def write(path, text):
 PNG = b"\\x89PNG\\r\\n\\x1a\\n stub"
 PDF = b"%PDF-1.4 stub"
 def figures(a):
+    if a.cmd == "training-curves":
+        os.makedirs(a.out_dir, exist_ok=True); open(os.path.join(a.out_dir, "run.png"), "wb").write(PNG)
+        return
     open(a.out_pdf, "wb").write(PDF); open(a.out_png, "wb").write(PNG)
     if a.out_json: write(a.out_json, "{}")
 '''
@@ -613,6 +634,7 @@ if getattr(a, "stop_after_warmup", False):  # the bc_warmup job
     write(os.path.join(a.out_dir, "bc_warmup.json"), json.dumps({"steps": 3, "stopped_after_warmup": True}))
     sys.exit(0)
 write(os.path.join(a.out_dir, "model", "config.json"), "{}")
+write(os.path.join(a.out_dir, "train_log.jsonl"), json.dumps({"step": 0, "loss": 1.0}) + "\\n")
 sm = a.method == "sm"
 write(os.path.join(a.out_dir, "summary.json"), json.dumps({
     "method": a.method, "steps": 6, "grad_step_time_mean": 0.01 + random.random() / 100,
@@ -627,7 +649,7 @@ import csv
 a = parse()
 n = int(getattr(a, "n_examples", None) or 3)
 if a.cmd == "arithmetic":
-    write(a.generations, "{}\\n")
+    write(a.generations, "".join(json.dumps({"correct": random.random() < 0.5}) + "\\n" for _ in range(16)))
     write(a.out, json.dumps({"accuracy": random.random(), "n": 16, "bkspc_rate": 0.1, "seq_bkspc_frac": 0.2}))
 elif a.cmd == "text":
     write(a.out, json.dumps({"mauve_mean": random.random(), "mauve_sd": 0.01, "ngram_entropy_mean": 4.0,
@@ -644,7 +666,8 @@ else:
             w.writerow(["Q Solution: 1%d" % i, "Q Solution: 5", "<bkspc>1%d<eos>" % i, "1%d" % i][:len(cols)])
     if a.summary:
         write(a.summary, json.dumps({"n": n, "final_state_correct": random.random(),
-              "first_action_bkspc": random.random(), "mistake_seed": a.seed}))
+              "first_action_bkspc": random.random(), "mistake_seed": a.seed,
+              "correct": [random.random() < 0.5 for _ in range(n)]}))
 ''',
     "toychain.py": "from seqmatch._stub import *\nfigures(parse())\n",
     "figures.py": "from seqmatch._stub import *\nfigures(parse())\n",
@@ -897,6 +920,10 @@ def write_fake_results(d: Path) -> dict:
                    for m, a in [("MLE", 0.445), ("SM", 0.755)]],
         "table7": [{"method": "SM", "metric": "accuracy", "eta_0.2_mean": 0.1, "eta_0.2_sd": nan, "n_seeds": 1,
                     **prov}],
+        "differences": [dict(metric=m, noise="ground_truth", eta=0.05, comparison=c, mean=mu, ci95_low=lo,
+                             ci95_high=hi, per_seed=ps, n_seeds=2, n_questions=200, **prov)
+                        for m, c, mu, lo, hi, ps in [("accuracy", "SM - BC", 0.0125, -0.04, 0.065, "+0.010 +0.015"),
+                                                     ("recovery", "BC - MLE", 0.13, 0.08, 0.18, "+0.120 +0.140")]],
         "ablation": [dict(divergence=dv, noise_type=n, eta=0.2, accuracy_mean=a, accuracy_sd=nan, n_seeds=1,
                           nonfinite_skipped=0, **prov)
                      for dv, n, a in [("chi2_mix", "ground_truth", 0.155), ("chi2_mix", "random", 0.165),
@@ -936,6 +963,8 @@ def test_results_summary_markdown(tmp_path, monkeypatch):
         "| MLE | 0.445 ± 0.015 |",
         "| SM | 0.755 ± 0.015 |",
         "| SM | 0.100 |",
+        "| test accuracy | ground_truth | 0.05 | SM - BC | +0.013 | [-0.040, +0.065] | +0.010 +0.015 |",
+        "| mistake recovery | ground_truth | 0.05 | BC - MLE | +0.130 | [+0.080, +0.180] | +0.120 +0.140 |",
         "| divergence | ground_truth | random |",
         "| chi2_mix | 0.155 | 0.165 |",
         "| js | 0.185 | n/a |",
@@ -1000,3 +1029,41 @@ def test_readme_results_section_has_the_markers(tmp_path, monkeypatch):
     assert new == f"{head}\n{rs.BEGIN}\n| x |\n|---|\n| 1 |\n{rs.END}\n{tail}"
     assert rs.splice(new, "| x |\n|---|\n| 1 |\n", "README.md") == new
     assert "## Results of the default profile" in head and "What we chose for the default profile" in head
+
+
+def _tablelib():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("tablelib_pb", ROOT / "workflow" / "scripts" / "tablelib.py")
+    lib = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(lib)
+    return lib
+
+
+def test_paired_bootstrap_against_hand_computed_intervals():
+    """tablelib.paired_bootstrap: the mean of per-seed paired differences and a two-level
+    bootstrap interval, checked on cases whose answer is known without it."""
+    import numpy as np
+
+    pb = _tablelib().paired_bootstrap
+    # identical differences everywhere: no spread at all
+    same = pb({0: [1, 1, 0, 1], 1: [1, 0, 0, 1]}, {0: [0, 0, -1, 0], 1: [0, -1, -1, 0]}, n_boot=500)
+    assert same["mean"] == 1.0 and same["ci_low"] == same["ci_high"] == 1.0 and same["sd_seeds"] == 0
+    # no spread within seeds: seeds +0.2 and 0.0, so a resampled mean is 0, 0.1 or 0.2 with chances
+    # 1/4, 1/2, 1/4; the 2.5 % and 97.5 % points are 0 and 0.2
+    two = pb({0: [0.2] * 50, 1: [0.0] * 50}, {0: [0.0] * 50, 1: [0.0] * 50}, n_boot=4000)
+    assert two["mean"] == pytest.approx(0.1) and two["per_seed"] == pytest.approx([0.2, 0.0])
+    assert two["ci_low"] == pytest.approx(0.0) and two["ci_high"] == pytest.approx(0.2)
+    assert two["sd_seeds"] == pytest.approx(math.sqrt(0.02))
+    # one seed: the question-level paired bootstrap, close to mean ± 1.96 sd / sqrt(n)
+    g = np.random.default_rng(3)
+    a, b = (g.random(400) < 0.6).astype(float), (g.random(400) < 0.5).astype(float)
+    one = pb({7: a}, {7: b}, n_boot=4000)
+    d = a - b
+    half = 1.96 * d.std(ddof=1) / math.sqrt(d.size)
+    assert one["mean"] == pytest.approx(d.mean())
+    assert one["ci_low"] == pytest.approx(d.mean() - half, abs=0.2 * half)
+    assert one["ci_high"] == pytest.approx(d.mean() + half, abs=0.2 * half)
+    assert one["n_seeds"] == 1 and math.isnan(one["sd_seeds"]) and one["n_questions"] == 400
+    with pytest.raises(ValueError, match="seed 0: 3 vs 2 questions"):
+        pb({0: [1, 0, 1]}, {0: [1, 0]})

@@ -117,6 +117,29 @@ rule grid_table:
         "../scripts/grid_table.py"
 
 
+# SM − BC and BC − MLE on Figure 3's runs, paired by seed and question, with bootstrap intervals
+# (clean test accuracy and Table 1's mistake recovery).
+rule paired_differences:
+    input:
+        generations=evals(GRID.figure3_runs(), "generations.jsonl"),
+        mistakes=evals(GRID.table1_recovery_runs(), "mistakes.json"),
+        meta="resources/data/add_or_sub_in_base/meta.json",
+    output:
+        csv=report("results/differences.csv", caption="../report/differences.rst", category="Tables"),
+        png=report("results/differences.png", caption="../report/differences.rst", category="Figures"),
+    log:
+        f"{LOGS}/tables/differences.log",
+    params:
+        runs=GRID.figure3_runs(),
+        n_bootstrap=EXP["figure3"].get("n_bootstrap", 10000),
+        provenance=GRID.provenance("add_or_sub_in_base"),
+    localrule: True
+    conda:
+        "../envs/seqmatch.yaml"
+    script:
+        "../scripts/paired_differences.py"
+
+
 rule ablation_divergence:
     input:
         evals=evals(GRID.ablation_runs()),
@@ -144,6 +167,7 @@ rule ablation_divergence:
 rule results_summary:
     input:
         figure3="results/figure3.csv",
+        differences="results/differences.csv",
         table1_recovery="results/table1_recovery.csv",
         table2="results/table2.csv",
         table3="results/table3.csv",

@@ -1,5 +1,5 @@
-"""results/summary.md: the headline numbers of results/ as small markdown tables (Figure 3, Table 1's
-mistake recovery, Tables 2-7, the App. G.1 ablation), mean ± sd where there are seeds or draws. The
+"""results/summary.md: the headline numbers of results/ as small markdown tables (Figure 3, the
+paired SM − BC and BC − MLE differences, Table 1's mistake recovery, Tables 2-7, the App. G.1 ablation), mean ± sd where there are seeds or draws. The
 README's results section is this file, spliced in between its marker comments by
 
     python workflow/scripts/results_summary.py --readme README.md results/summary.md
@@ -18,7 +18,7 @@ from tablelib import log_to, mean_sd, num, write_text
 
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 # summary.md's inputs: the rule's input names ("accuracy": the accuracy tables' CSVs, a list)
-INPUTS = ("figure3", "table1_recovery", "table2", "table3", "table4", "accuracy", "ablation")
+INPUTS = ("figure3", "differences", "table1_recovery", "table2", "table3", "table4", "accuracy", "ablation")
 # titles of the paper's accuracy tables; another one is titled by its name and metric
 ACCURACY_TITLES = {"table5": "**Table 5**: en→fr BLEU", "table6": "**Table 6**: multiplication accuracy",
                    "table7": "**Table 7**: prime-factor accuracy"}
@@ -87,6 +87,19 @@ def figure3(paths) -> list[str]:
                      for m in ("BC", "SM")]
             rows.append([panel, f"{eta:g}", mle, *cells])
     return out + table(["noise", "η", "MLE", "BC", "SM"], rows)
+
+
+def differences(paths) -> list[str]:
+    cols = ["metric", "noise", "eta", "comparison", "mean", "ci95_low", "ci95_high", "per_seed", "n_seeds",
+            "n_questions"]
+    df = read(paths, "differences", cols)
+    out = [f"**Paired differences** (Figure 3's runs, `results/differences.csv`): SM − BC and BC − MLE, "
+           f"paired by seed and test question; mean over {int(df['n_seeds'].min())} seeds with a 95 % "
+           "bootstrap interval (seeds, then questions), and each seed's difference.", ""]
+    rows = [[{"accuracy": "test accuracy", "recovery": "mistake recovery"}.get(r.metric, r.metric), r.noise,
+             f"{r.eta:g}", r.comparison, f"{r.mean:+.3f}", f"[{r.ci95_low:+.3f}, {r.ci95_high:+.3f}]",
+             str(r.per_seed)] for r in df.itertuples()]
+    return out + table(["metric", "noise", "η", "difference", "mean", "95 % CI", "per seed"], rows)
 
 
 def table1_recovery(paths) -> list[str]:
@@ -174,7 +187,7 @@ def summarize(paths: dict) -> str:
     profile = read(paths, "figure3", ["profile"])["profile"].iloc[0]
     lines = [f"Profile **{profile}**; every number below is written from `results/` by "
              "`workflow/scripts/results_summary.py` (± is the sample sd; no ± where there is one seed).", ""]
-    for section in (figure3, table1_recovery, table2, timing, accuracy_tables, ablation):
+    for section in (figure3, differences, table1_recovery, table2, timing, accuracy_tables, ablation):
         lines += section(paths)
     return "\n".join(lines).rstrip("\n") + "\n"
 

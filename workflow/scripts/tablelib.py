@@ -89,3 +89,38 @@ def write_text(path, text: str) -> None:
 def eta_label(eta: float) -> str:
     """Column label of a noise level: 0.02 -> 'eta_0.02'."""
     return "eta_" + np.format_float_positional(float(eta), trim="-")
+
+
+def paired_bootstrap(correct_a: dict, correct_b: dict, n_boot: int = 10000, seed: int = 0) -> dict:
+    """Method A minus method B on the same questions, paired by seed and by question.
+
+    ``correct_a[seed]`` and ``correct_b[seed]``: per-question 0/1 (or any score) lists of equal
+    length, the same questions in the same order (the two runs of one seed evaluated on one test
+    set). The difference of a seed is mean(a) − mean(b); the estimate is the mean over seeds. Its
+    95 % interval is a two-level (hierarchical) bootstrap: seeds are resampled with replacement,
+    then, within each drawn seed, questions (the same draw for A and B, so the pairing holds),
+    so the interval holds both the seed-to-seed spread and the test-set sampling. With one seed
+    it is the question-level paired bootstrap alone (and says nothing about other seeds).
+    Returns mean, ci_low, ci_high, per-seed differences, their sd (ddof 1), n_seeds, n_questions.
+    """
+    seeds = sorted(set(correct_a) & set(correct_b))
+    if not seeds:
+        return {"mean": math.nan, "ci_low": math.nan, "ci_high": math.nan, "per_seed": [], "sd_seeds": math.nan,
+                "n_seeds": 0, "n_questions": 0}
+    diffs = []
+    for s in seeds:
+        a, b = np.asarray(correct_a[s], dtype=float), np.asarray(correct_b[s], dtype=float)
+        if a.shape != b.shape:
+            raise ValueError(f"seed {s}: {a.size} vs {b.size} questions (the runs must share a test set)")
+        diffs.append(a - b)
+    rng = np.random.default_rng(seed)
+    boots = np.empty(n_boot)
+    k = len(diffs)
+    for i in range(n_boot):
+        picked = rng.integers(0, k, size=k)
+        boots[i] = np.mean([diffs[j][rng.integers(0, diffs[j].size, size=diffs[j].size)].mean() for j in picked])
+    per_seed = [float(d.mean()) for d in diffs]
+    lo, hi = np.percentile(boots, [2.5, 97.5])
+    return {"mean": float(np.mean(per_seed)), "ci_low": float(lo), "ci_high": float(hi), "per_seed": per_seed,
+            "sd_seeds": float(np.std(per_seed, ddof=1)) if k > 1 else math.nan, "n_seeds": k,
+            "n_questions": int(min(d.size for d in diffs))}
