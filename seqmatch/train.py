@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from seqmatch import checkpoint
+from seqmatch import checkpoint, distributed
 from seqmatch.io import atomic_write_text
 from seqmatch.actions import actions_to_inputs, collate, truncate_actions
 from seqmatch.noise import add_backspace_noise, digit_noise_ids, random_noise_ids
@@ -67,6 +67,9 @@ class TrainConfig:
     warmup_steps: int = _field(2000, "linear warm-up, then cosine decay (paper: 2,000)")
     max_grad_norm: float = _field(1.0, "gradient clipping (0 disables)")
     mixed_precision: str = _field("no", "accelerate: no | bf16 | fp16")
+    num_processes: int = _field(
+        0, "processes this run trains on (accelerate launch; the workflow's run configs carry it when > 1): a "
+        "launch of another size is refused; 0: whatever the launch gives")
     # data and noise (§4.2)
     max_len: int = _field(1024, "inputs per trajectory incl. <bos>; longer ones follow the over-length rule")
     mask_prompt: bool = _field(
@@ -132,7 +135,8 @@ class TrainConfig:
             if getattr(self, name) < 1:
                 bad(name, "an integer >= 1")
         for name in ("warmup_steps", "bc_warmup_steps", "beta_anneal_steps", "model_rows",
-                     "checkpoint_every", "max_nonfinite", "max_grad_norm", "weight_decay", "logit_bound"):
+                     "checkpoint_every", "max_nonfinite", "max_grad_norm", "weight_decay", "logit_bound",
+                     "num_processes"):
             if getattr(self, name) < 0:
                 bad(name, ">= 0")
         if self.batch_size % self.grad_accum:
@@ -210,6 +214,7 @@ class Trainer:
         self.out.mkdir(parents=True, exist_ok=True)
         self.accel = Accelerator(mixed_precision=cfg.mixed_precision,
                                  gradient_accumulation_steps=cfg.grad_accum)
+        distributed.check_world_size(self.accel, cfg.num_processes)  # before anything is read or written
         set_seed(cfg.seed)
         self.tokenizer = load_tokenizer(cfg.tokenizer)
         self.model = build_model(model_cfg, self.tokenizer)
