@@ -520,7 +520,7 @@ class Trainer:
             with open(log_path, "a") as log, tqdm(total=cfg.steps, initial=self.step, desc=f"{cfg.method}",
                                                   disable=not self.accel.is_main_process, mininterval=5) as bar:
                 while self.step < cfg.steps:
-                    rec = self.train_step()
+                    rec = distributed.reduce_record(self.train_step(), self.accel)  # over processes
                     if self.accel.is_main_process and (rec["step"] % cfg.log_every == 0 or self.step == cfg.steps):
                         log.write(json.dumps(rec) + "\n")
                         log.flush()
@@ -598,9 +598,10 @@ class Trainer:
                 shutil.rmtree(model_dir)
             tmp.rename(model_dir)
         self.accel.wait_for_everyone()  # every process returns once model/ is complete
-        return self.write_summary(last)
+        digests = distributed.check_same_weights(self.accel, self.accel.unwrap_model(self.model))
+        return self.write_summary(last, {"process_weights_sha256": digests} if digests else {})
 
-    def write_summary(self, last: dict) -> dict:
+    def write_summary(self, last: dict, extra: dict | None = None) -> dict:
         cfg = self.cfg
         # the first step pays one-off costs; an SM run's time is that of its SM steps (beta < 1, after
         # the BC warm-up, whose steps cost what BC steps cost), as the paper's Tables 3 and 4 report
@@ -624,7 +625,7 @@ class Trainer:
             "device": device_name(self.accel.device), "num_processes": self.accel.num_processes,
             "tokens_per_s": last.get("tokens_per_s"), "final_loss": last.get("loss"),
             "nonfinite_skipped": self.nonfinite, "config": dataclasses.asdict(cfg),
-            "model_config": dataclasses.asdict(self.model_cfg),
+            "model_config": dataclasses.asdict(self.model_cfg), **(extra or {}),
         }
         if self.accel.is_main_process:
             tmp = self.out / "summary.json.tmp"
@@ -725,7 +726,8 @@ def main(argv=None) -> int:
     if not cfg.stop_after_warmup and (out / "summary.json").exists() and (out / "model").exists():
         state = checkpoint.read_state(out / checkpoint.CHECKPOINT) or {}
         if state.get("step") == cfg.steps and not checkpoint.stale(state, trainer.identity()):
-            print(f"{cfg.out_dir}: already complete ({cfg.steps} steps)")
+            if trainer.accel.is_main_process:
+                print(f"{cfg.out_dir}: already complete ({cfg.steps} steps)")
             return 0
     try:
         summary = trainer.run()
@@ -735,9 +737,10 @@ def main(argv=None) -> int:
     except ValueError as e:  # e.g. a warm_start run that trained something else
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(json.dumps({k: summary[k] for k in ("method", "steps", "final_loss", "grad_step_time_mean",
-                                               "amortized_time", "device", "stopped_after_warmup")
-                      if k in summary}))
+    if trainer.accel.is_main_process:  # one line per run, not per process
+        print(json.dumps({k: summary[k] for k in ("method", "steps", "final_loss", "grad_step_time_mean",
+                                                   "amortized_time", "device", "stopped_after_warmup")
+                          if k in summary}))
     return 0
 
 
