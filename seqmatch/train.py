@@ -403,14 +403,18 @@ class Trainer:
         return checkpoint.trainable_state(self.accel.unwrap_model(self.model))
 
     def save_checkpoint(self, name: str = checkpoint.CHECKPOINT):
-        if not self.accel.is_main_process:  # one writer per run directory (processes hold the same weights)
+        # every process's own streams and replay buffer (None with one process), then one writer per
+        # run directory (the processes hold the same weights)
+        ranks = distributed.gather(self.accel, checkpoint.capture_process(self.rng, self.gen, self.buffer.state_dict())
+                                   if self.accel.process_index > 0 else None)
+        if not self.accel.is_main_process:
             return
         progress = {"step": self.step, "nonfinite": self.nonfinite, "last_sample_step": self.last_sample_step,
                     "grad_times": self.grad_times, "sample_times": self.sample_times,
                     "buffer": self.buffer.state_dict()}
         checkpoint.save(self.out / name, model=self.accel.unwrap_model(self.model), optimizer=self.optimizer,
                         scheduler=self.scheduler, rng=self.rng, gen=self.gen, progress=progress,
-                        identity=self.identity())
+                        identity=self.identity(), ranks=ranks[1:] if ranks else None)
 
     def load_checkpoint(self) -> bool:
         final = self.out / checkpoint.CHECKPOINT
@@ -441,15 +445,19 @@ class Trainer:
 
     def _restore(self, final: Path, state: dict):
         """Everything a checkpoint holds: weights, optimizer, schedule, RNG streams, replay buffer."""
-        first = self.accel.process_index == 0  # the checkpoint holds process 0's streams
-        checkpoint.restore(final, state, model=self.accel.unwrap_model(self.model), optimizer=self.optimizer,
-                           scheduler=self.scheduler, rng=self.rng, gen=self.gen, restore_streams=first)
+        rank = self.accel.process_index  # each process resumes its own streams and replay buffer
+        buffer = checkpoint.restore(final, state, model=self.accel.unwrap_model(self.model),
+                                    optimizer=self.optimizer, scheduler=self.scheduler, rng=self.rng,
+                                    gen=self.gen, rank=rank)
         self.step, self.nonfinite = state["step"], state["nonfinite"]
-        if not first:  # fresh streams of this process (not a copy of process 0's)
+        if buffer is None:  # a checkpoint of an older seqmatch holds process 0's alone: fresh streams
+            print(f"warning: {final} lacks process {rank}'s RNG streams (an older seqmatch wrote it): it "
+                  f"continues on fresh ones (not bit-identical to an uninterrupted run)", file=sys.stderr)
             self._own_streams(self.step)
+            buffer = state["buffer"]
         self.last_sample_step = state["last_sample_step"]
         self.grad_times, self.sample_times = state["grad_times"], state["sample_times"]
-        self.buffer.load_state_dict(state["buffer"])
+        self.buffer.load_state_dict(buffer)
 
     def warm_start(self, log_path: Path):
         """Start an SM run from a BC run's bc_warmup/ snapshot (TrainConfig.warm_start): its state

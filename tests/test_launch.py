@@ -1,5 +1,6 @@
-"""The multi-process launcher (seqmatch.launch) and seqmatch.train's refusal of a launch of the wrong
-size (fast: no process is launched; the real 2-process runs are tests/test_multiprocess.py, slow)."""
+"""The multi-process launcher (seqmatch.launch), seqmatch.train's refusal of a launch of the wrong
+size and the checkpoint's streams of every process (fast: no process is launched; the real
+2-process runs are tests/test_multiprocess.py, slow)."""
 
 import json
 import sys
@@ -79,3 +80,42 @@ def test_a_copy_that_accelerate_runs_alone_is_refused(tmp_path, capsys, monkeypa
     err = capsys.readouterr().err
     assert "WORLD_SIZE=2" in err and "ACCELERATE_USE_CPU=1" in err
     assert not (tmp_path / "run" / "train_log.jsonl").exists()
+
+
+def test_a_checkpoint_holds_every_process_streams_and_replay_buffer(tmp_path):
+    """Process 1 resumes its own streams and buffer, not fresh ones; a checkpoint without them
+    (single-process, or of an older seqmatch) leaves process 1's streams as they are."""
+    import numpy as np
+    import torch
+
+    from seqmatch import checkpoint
+
+    model = torch.nn.Linear(2, 2)
+    opt = torch.optim.AdamW(model.parameters())
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
+    streams = [(np.random.default_rng(0), torch.Generator().manual_seed(1)),
+               (np.random.default_rng([0, 1]), torch.Generator().manual_seed(7))]
+    for rng, gen in streams:  # somewhere into both streams
+        rng.integers(0, 10, 5), torch.rand(3, generator=gen)
+    progress = dict(step=4, nonfinite=0, last_sample_step=None, grad_times=[], sample_times=[],
+                    buffer={"items": ["rank0"]})
+    kw = dict(model=model, optimizer=opt, scheduler=sched, progress=progress, identity={})
+    checkpoint.save(tmp_path / "multi", rng=streams[0][0], gen=streams[0][1], **kw,
+                    ranks=[checkpoint.capture_process(*streams[1], {"items": ["rank1"]})])
+    checkpoint.save(tmp_path / "single", rng=streams[0][0], gen=streams[0][1], **kw)
+    expect = [(rng.integers(0, 10**9, 3).tolist(), torch.rand(3, generator=gen).tolist()) for rng, gen in streams]
+
+    def resume(name, rank):
+        rng, gen = np.random.default_rng(99), torch.Generator().manual_seed(99)
+        state = checkpoint.read_state(tmp_path / name)
+        buf = checkpoint.restore(tmp_path / name, state, model=model, optimizer=opt, scheduler=sched, rng=rng,
+                                 gen=gen, rank=rank)
+        return buf, (rng.integers(0, 10**9, 3).tolist(), torch.rand(3, generator=gen).tolist())
+
+    assert resume("multi", 0) == ({"items": ["rank0"]}, expect[0])
+    assert resume("multi", 1) == ({"items": ["rank1"]}, expect[1])
+    assert resume("single", 0) == ({"items": ["rank0"]}, expect[0])
+    untouched = (np.random.default_rng(99).integers(0, 10**9, 3).tolist(),
+                 torch.rand(3, generator=torch.Generator().manual_seed(99)).tolist())
+    assert resume("single", 1) == (None, untouched)
+    assert "ranks" not in checkpoint.read_state(tmp_path / "single")
