@@ -211,10 +211,10 @@ class Trainer:
         cfg.validate()
         self.cfg, self.model_cfg, self.losses = cfg, model_cfg, losses
         self.out = Path(cfg.out_dir)
-        self.out.mkdir(parents=True, exist_ok=True)
         self.accel = Accelerator(mixed_precision=cfg.mixed_precision,
                                  gradient_accumulation_steps=cfg.grad_accum)
         distributed.check_world_size(self.accel, cfg.num_processes)  # before anything is read or written
+        self.out.mkdir(parents=True, exist_ok=True)
         set_seed(cfg.seed)
         self.tokenizer = load_tokenizer(cfg.tokenizer)
         self.model = build_model(model_cfg, self.tokenizer)
