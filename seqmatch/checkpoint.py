@@ -9,6 +9,12 @@ runs start from), holding everything a run needs to continue bit-identically:
 * ``state.json``: step, non-finite count, the numpy and ``random`` RNG states, timings, the replay
   buffer, and the run's ``identity`` (what makes two runs the same run, see ``identity``).
 
+Those are process 0's streams and buffer. A checkpoint of a multi-process run also holds those of
+every other process (each draws its own rows and rollouts): ``ranks`` in ``state.pt`` (torch RNG
+states) and in ``state.json`` (numpy and ``random`` states, replay buffer), one entry per process
+1..N-1, so that every process resumes its own streams. A single-process checkpoint has no
+``ranks`` and is what it always was.
+
 Writes are atomic (``NAME.tmp`` first, then renamed over ``NAME``, the previous one moved to
 ``NAME.old`` for the moment of the swap) so that a run killed at any instant, SIGKILL included,
 leaves a complete checkpoint, old or new, and never a half-written one to resume from.
@@ -71,6 +77,13 @@ def capture_rng(rng, gen: torch.Generator) -> tuple[dict, dict]:
             {"rng": rng.bit_generator.state, "py_random": list(py[1]), "py_random_gauss": py[2]})
 
 
+def capture_process(rng, gen: torch.Generator, buffer_state: dict) -> dict:
+    """What a process > 0 adds to its run's checkpoint: its RNG streams and its replay buffer
+    (``save``'s ``ranks`` entries, gathered by process 0)."""
+    tensors, js = capture_rng(rng, gen)
+    return {"tensors": tensors, "json": {**js, "buffer": buffer_state}}
+
+
 def restore_rng(blob: dict, state: dict, rng, gen: torch.Generator) -> None:
     """Set the streams ``capture_rng`` saved: torch's global one, ``gen`` and ``rng`` in place, ``random``'s."""
     torch.set_rng_state(blob["torch_rng"])
@@ -87,10 +100,11 @@ def trainable_state(model) -> dict:
 
 
 def save(final: Path, *, model, optimizer, scheduler, rng, gen: torch.Generator, progress: dict,
-         identity: dict) -> None:
+         identity: dict, ranks: list[dict] | None = None) -> None:
     """Write a checkpoint to directory ``final`` atomically. ``progress``: the Trainer's ``step``,
     ``nonfinite``, ``last_sample_step``, ``grad_times``, ``sample_times`` and ``buffer`` (the replay
-    buffer's state_dict). One writer per run directory."""
+    buffer's state_dict). ``ranks``: ``capture_process`` of processes 1..N-1 of a multi-process run
+    (None or empty: a single-process checkpoint). One writer per run directory."""
     from safetensors.torch import save_file
 
     final = Path(final)
@@ -100,11 +114,14 @@ def save(final: Path, *, model, optimizer, scheduler, rng, gen: torch.Generator,
     tmp.mkdir()
     save_file(trainable_state(model), str(tmp / "trainable.safetensors"))
     rng_tensors, rng_json = capture_rng(rng, gen)
-    torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), **rng_tensors},
-               tmp / "state.pt")
+    blob = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), **rng_tensors}
     rest = {k: progress[k] for k in ("last_sample_step", "grad_times", "sample_times", "buffer")}
     state = {"step": progress["step"], "nonfinite": progress["nonfinite"], **rng_json, **rest,
              "identity": identity}
+    if ranks:
+        blob["ranks"] = [r["tensors"] for r in ranks]
+        state["ranks"] = [r["json"] for r in ranks]
+    torch.save(blob, tmp / "state.pt")
     (tmp / "state.json").write_text(json.dumps(state))
     if final.exists():
         final.rename(old)
@@ -131,10 +148,12 @@ def remove(final: Path) -> None:
 
 
 def restore(final: Path, state: dict, *, model, optimizer, scheduler, rng, gen: torch.Generator,
-            restore_streams: bool) -> None:
+            rank: int = 0) -> dict | None:
     """Load checkpoint ``final`` (``state``: its ``state.json``, ``read_state``): weights into the
-    unwrapped ``model``, optimizer and schedule state and, if ``restore_streams`` (the checkpoint
-    holds process 0's streams), the RNG streams. ``state``'s progress fields are the caller's."""
+    unwrapped ``model``, optimizer and schedule state, and process ``rank``'s RNG streams when the
+    checkpoint holds them (always process 0's; the others' when a multi-process run wrote it).
+    Returns that process's replay-buffer state (None, streams untouched, when the checkpoint lacks
+    the process: one of an older seqmatch). ``state``'s other progress fields are the caller's."""
     from safetensors.torch import load_file
 
     final = Path(final)
@@ -144,5 +163,10 @@ def restore(final: Path, state: dict, *, model, optimizer, scheduler, rng, gen: 
     blob = torch.load(final / "state.pt", weights_only=True)
     optimizer.load_state_dict(blob["optimizer"])
     scheduler.load_state_dict(blob["scheduler"])
-    if restore_streams:
+    if rank == 0:
         restore_rng(blob, state, rng, gen)
+        return state["buffer"]
+    if len(state.get("ranks") or []) < rank or len(blob.get("ranks") or []) < rank:
+        return None
+    restore_rng(blob["ranks"][rank - 1], state["ranks"][rank - 1], rng, gen)
+    return state["ranks"][rank - 1]["buffer"]

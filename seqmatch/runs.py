@@ -40,15 +40,17 @@ WARMUP_DONE = "bc_warmup.json"
 # and train keys of config.yaml that are the workflow's, not TrainConfig's
 RUN_FIELDS = ("method", "train_file", "tokenizer", "out_dir", "seed", "noise", "eta", "warm_start",
               "stop_after_warmup")
-WORKFLOW_ONLY = ("num_processes",)
+# (num_processes is also a TrainConfig field: a run config carries it when > 1, see run_config)
+WORKFLOW_ONLY = ("num_processes", "launch_device")
 # ModelConfig fields that only apply to a model built from scratch
 FROM_SCRATCH_FIELDS = ("arch", "n_layer", "n_head", "d_model", "d_ff", "max_position_embeddings")
 
 # ------------------------------------------------------------------------------ run identity
 
 # TrainConfig fields that do not change what is trained (where it is written, how often it logs)
+# (num_processes: the identity holds the count the run trained on, whatever the config said)
 NOT_IDENTITY = ("out_dir", "checkpoint_every", "log_every", "max_nonfinite", "warm_start", "stop_after_warmup",
-                "grad_diagnostics_every")
+                "grad_diagnostics_every", "num_processes")
 # what an SM run shares with the BC run it warm-starts from: its first bc_warmup_steps are then
 # exactly that BC run's (beta = 1, no replay rows), besides the model, the data and the process count
 WARM_START_KEYS = ("seed", "steps", "batch_size", "grad_accum", "lr", "weight_decay", "warmup_steps",
@@ -150,6 +152,11 @@ class Grid:
 
     def num_processes(self, task: str) -> int:
         return int(self._train_keys(task).get("num_processes", 1))
+
+    def launch_device(self, task: str) -> str:
+        """How a multi-process job runs: auto (CUDA where the job finds it, else CPU), cpu or cuda
+        (``seqmatch.launch``)."""
+        return str(self._train_keys(task).get("launch_device", "auto"))
 
     def task_model(self, task: str) -> dict:
         """ModelConfig values of a task: config model, then tasks.<task>.model on top; the
@@ -321,6 +328,8 @@ class Grid:
                      warm_start=(method == "sm" and self.warmup_dir(task, method, seed, noise, eta)) or "")
         if stop_after_warmup:  # only in the bc_warmup job's config (absent: the run's params stay as they were)
             train["stop_after_warmup"] = True
+        if self.num_processes(task) > 1:  # seqmatch.train refuses a launch of another size (absent: one process)
+            train["num_processes"] = self.num_processes(task)
         return {"train": train, "model": self.task_model(task)}
 
     # ---- the config files of the other jobs (seqmatch.options: option names are config.yaml's)

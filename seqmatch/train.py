@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from seqmatch import checkpoint
+from seqmatch import checkpoint, distributed
 from seqmatch.io import atomic_write_text
 from seqmatch.actions import actions_to_inputs, collate, truncate_actions
 from seqmatch.noise import add_backspace_noise, digit_noise_ids, random_noise_ids
@@ -68,6 +68,9 @@ class TrainConfig:
     warmup_steps: int = _field(2000, "linear warm-up, then cosine decay (paper: 2,000)")
     max_grad_norm: float = _field(1.0, "gradient clipping (0 disables)")
     mixed_precision: str = _field("no", "accelerate: no | bf16 | fp16")
+    num_processes: int = _field(
+        0, "processes this run trains on (accelerate launch; the workflow's run configs carry it when > 1): a "
+        "launch of another size is refused; 0: whatever the launch gives")
     # data and noise (§4.2)
     max_len: int = _field(1024, "inputs per trajectory incl. <bos>; longer ones follow the over-length rule")
     mask_prompt: bool = _field(
@@ -143,7 +146,8 @@ class TrainConfig:
             if getattr(self, name) < 1:
                 bad(name, "an integer >= 1")
         for name in ("warmup_steps", "bc_warmup_steps", "beta_anneal_steps", "model_rows", "grad_diagnostics_every",
-                     "checkpoint_every", "max_nonfinite", "max_grad_norm", "weight_decay", "logit_bound"):
+                     "checkpoint_every", "max_nonfinite", "max_grad_norm", "weight_decay", "logit_bound",
+                     "num_processes"):
             if getattr(self, name) < 0:
                 bad(name, ">= 0")
         if self.batch_size % self.grad_accum:
@@ -218,9 +222,10 @@ class Trainer:
         cfg.validate()
         self.cfg, self.model_cfg, self.losses = cfg, model_cfg, losses
         self.out = Path(cfg.out_dir)
-        self.out.mkdir(parents=True, exist_ok=True)
         self.accel = Accelerator(mixed_precision=cfg.mixed_precision,
                                  gradient_accumulation_steps=cfg.grad_accum)
+        distributed.check_world_size(self.accel, cfg.num_processes)  # before anything is read or written
+        self.out.mkdir(parents=True, exist_ok=True)
         set_seed(cfg.seed)
         self.tokenizer = load_tokenizer(cfg.tokenizer)
         self.model = build_model(model_cfg, self.tokenizer)
@@ -461,14 +466,18 @@ class Trainer:
         return checkpoint.trainable_state(self.accel.unwrap_model(self.model))
 
     def save_checkpoint(self, name: str = checkpoint.CHECKPOINT):
-        if not self.accel.is_main_process:  # one writer per run directory (processes hold the same weights)
+        # every process's own streams and replay buffer (None with one process), then one writer per
+        # run directory (the processes hold the same weights)
+        ranks = distributed.gather(self.accel, checkpoint.capture_process(self.rng, self.gen, self.buffer.state_dict())
+                                   if self.accel.process_index > 0 else None)
+        if not self.accel.is_main_process:
             return
         progress = {"step": self.step, "nonfinite": self.nonfinite, "last_sample_step": self.last_sample_step,
                     "grad_times": self.grad_times, "sample_times": self.sample_times,
                     "buffer": self.buffer.state_dict()}
         checkpoint.save(self.out / name, model=self.accel.unwrap_model(self.model), optimizer=self.optimizer,
                         scheduler=self.scheduler, rng=self.rng, gen=self.gen, progress=progress,
-                        identity=self.identity())
+                        identity=self.identity(), ranks=ranks[1:] if ranks else None)
 
     def load_checkpoint(self) -> bool:
         final = self.out / checkpoint.CHECKPOINT
@@ -499,15 +508,19 @@ class Trainer:
 
     def _restore(self, final: Path, state: dict):
         """Everything a checkpoint holds: weights, optimizer, schedule, RNG streams, replay buffer."""
-        first = self.accel.process_index == 0  # the checkpoint holds process 0's streams
-        checkpoint.restore(final, state, model=self.accel.unwrap_model(self.model), optimizer=self.optimizer,
-                           scheduler=self.scheduler, rng=self.rng, gen=self.gen, restore_streams=first)
+        rank = self.accel.process_index  # each process resumes its own streams and replay buffer
+        buffer = checkpoint.restore(final, state, model=self.accel.unwrap_model(self.model),
+                                    optimizer=self.optimizer, scheduler=self.scheduler, rng=self.rng,
+                                    gen=self.gen, rank=rank)
         self.step, self.nonfinite = state["step"], state["nonfinite"]
-        if not first:  # fresh streams of this process (not a copy of process 0's)
+        if buffer is None:  # a checkpoint of an older seqmatch holds process 0's alone: fresh streams
+            print(f"warning: {final} lacks process {rank}'s RNG streams (an older seqmatch wrote it): it "
+                  f"continues on fresh ones (not bit-identical to an uninterrupted run)", file=sys.stderr)
             self._own_streams(self.step)
+            buffer = state["buffer"]
         self.last_sample_step = state["last_sample_step"]
         self.grad_times, self.sample_times = state["grad_times"], state["sample_times"]
-        self.buffer.load_state_dict(state["buffer"])
+        self.buffer.load_state_dict(buffer)
 
     def warm_start(self, log_path: Path):
         """Start an SM run from a BC run's bc_warmup/ snapshot (TrainConfig.warm_start): its state
@@ -578,7 +591,7 @@ class Trainer:
             with open(log_path, "a") as log, tqdm(total=cfg.steps, initial=self.step, desc=f"{cfg.method}",
                                                   disable=not self.accel.is_main_process, mininterval=5) as bar:
                 while self.step < cfg.steps:
-                    rec = self.train_step()
+                    rec = distributed.reduce_record(self.train_step(), self.accel)  # over processes
                     if self.accel.is_main_process and (rec["step"] % cfg.log_every == 0 or self.step == cfg.steps):
                         log.write(json.dumps(rec) + "\n")
                         log.flush()
@@ -656,9 +669,10 @@ class Trainer:
                 shutil.rmtree(model_dir)
             tmp.rename(model_dir)
         self.accel.wait_for_everyone()  # every process returns once model/ is complete
-        return self.write_summary(last)
+        digests = distributed.check_same_weights(self.accel, self.accel.unwrap_model(self.model))
+        return self.write_summary(last, {"process_weights_sha256": digests} if digests else {})
 
-    def write_summary(self, last: dict) -> dict:
+    def write_summary(self, last: dict, extra: dict | None = None) -> dict:
         cfg = self.cfg
         # the first step pays one-off costs; an SM run's time is that of its SM steps (beta < 1, after
         # the BC warm-up, whose steps cost what BC steps cost), as the paper's Tables 3 and 4 report
@@ -682,7 +696,7 @@ class Trainer:
             "device": device_name(self.accel.device), "num_processes": self.accel.num_processes,
             "tokens_per_s": last.get("tokens_per_s"), "final_loss": last.get("loss"),
             "nonfinite_skipped": self.nonfinite, "config": dataclasses.asdict(cfg),
-            "model_config": dataclasses.asdict(self.model_cfg),
+            "model_config": dataclasses.asdict(self.model_cfg), **(extra or {}),
         }
         if self.accel.is_main_process:
             tmp = self.out / "summary.json.tmp"
@@ -801,7 +815,8 @@ def main(argv=None) -> int:
     if not cfg.stop_after_warmup and (out / "summary.json").exists() and (out / "model").exists():
         state = checkpoint.read_state(out / checkpoint.CHECKPOINT) or {}
         if state.get("step") == cfg.steps and not checkpoint.stale(state, trainer.identity()):
-            print(f"{cfg.out_dir}: already complete ({cfg.steps} steps)")
+            if trainer.accel.is_main_process:
+                print(f"{cfg.out_dir}: already complete ({cfg.steps} steps)")
             return 0
     try:
         summary = trainer.run()
@@ -811,9 +826,10 @@ def main(argv=None) -> int:
     except ValueError as e:  # e.g. a warm_start run that trained something else
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(json.dumps({k: summary[k] for k in ("method", "steps", "final_loss", "grad_step_time_mean",
-                                               "amortized_time", "device", "stopped_after_warmup")
-                      if k in summary}))
+    if trainer.accel.is_main_process:  # one line per run, not per process
+        print(json.dumps({k: summary[k] for k in ("method", "steps", "final_loss", "grad_step_time_mean",
+                                                   "amortized_time", "device", "stopped_after_warmup")
+                          if k in summary}))
     return 0
 
 

@@ -148,7 +148,7 @@ def test_run_config_carries_every_value_under_its_config_name():
     assert t["out_dir"] == f"{ADD}/sm-ground_truth-eta0.05-chi2_mix/seed0"
     assert t["train_file"] == "resources/data/add_or_sub_in_base/train.jsonl"
     assert t["tokenizer"] == "resources/tokenizers/add_or_sub_in_base"
-    assert "num_processes" not in t  # the workflow's key (accelerate launch), not TrainConfig's
+    assert "num_processes" not in t  # one process: absent (the run configs of earlier runs stay as they were)
     assert m == {"name_or_path": None, "arch": "llama", "n_layer": 4, "d_model": 64}
     # the SM run starts from the warm-up of the BC run of the same seed, noise and eta
     assert t["warm_start"] == f"{ADD}/bc-ground_truth-eta0.05-none/seed0" and "stop_after_warmup" not in t
@@ -157,6 +157,13 @@ def test_run_config_carries_every_value_under_its_config_name():
     assert "divergence" not in bc and bc["warm_start"] == ""
     job = g.run_config("add_or_sub_in_base", "bc", "ground_truth", "0.05", "none", "0", stop_after_warmup=True)
     assert job["train"] == {**bc, "stop_after_warmup": True}
+    # several processes: the run config carries the count (seqmatch.train refuses a launch of another size)
+    multi = copy.deepcopy(CONFIG)
+    multi["train"].update(num_processes=2, launch_device="cpu")
+    g2 = runs.Grid(multi)
+    assert g2.run_config("add_or_sub_in_base", "bc", "ground_truth", "0.05", "none", "0")["train"] == \
+        {**bc, "num_processes": 2}
+    assert g2.launch_device("add_or_sub_in_base") == "cpu" and g.launch_device("add_or_sub_in_base") == "auto"
 
 
 def test_warm_up_comes_from_the_bc_run_of_the_same_coordinates_whatever_the_grid_holds():

@@ -444,8 +444,10 @@ def test_multi_gpu_training_goes_through_accelerate(wf, tmp_path):
     cfg.write_text(yaml.safe_dump({"train": {"num_processes": 4}}))
     _, out = dry_run(wf, "results/table2.csv", "--configfile", str(cfg))
     trains = jobs_of(out, "train")
-    assert trains and all("accelerate launch --multi_gpu --num_processes 4" in b and "-m seqmatch.train" in b
+    # the launcher picks CUDA or CPU processes on the node the job runs on (seqmatch.launch)
+    assert trains and all("python -m seqmatch.launch --num-processes 4 --device auto -- --config" in b
                           for b in trains)
+    assert all('"num_processes": 4' in b for b in trains)  # the run config carries the count
 
 
 def test_eta_zero_and_mle_runs_are_shared(wf, tmp_path):

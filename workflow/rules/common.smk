@@ -10,7 +10,7 @@ import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from seqmatch import runs
+from seqmatch import launch, runs
 
 # ------------------------------------------------------------------------------ validation
 
@@ -96,15 +96,12 @@ def warmup_input(wildcards):
 
 
 def train_launcher(wildcards):
-    """`python -m seqmatch.train`, or `accelerate launch` over num_processes processes
-    (train.num_processes, or tasks.<task>.train.num_processes)."""
-    n = GRID.num_processes(wildcards.task)
-    if n <= 1:
-        return "python -m seqmatch.train"
-    return (
-        f"accelerate launch --multi_gpu --num_processes {n} --num_machines 1 "
-        "--dynamo_backend no -m seqmatch.train"
-    )
+    """`python -m seqmatch.train`, or, for num_processes > 1 (train.num_processes, or
+    tasks.<task>.train.num_processes), `python -m seqmatch.launch`: `accelerate launch --multi_gpu`
+    on the job's CUDA devices, or on CPU (gloo) where the job finds no CUDA or
+    train.launch_device is cpu (decided on the node the job runs on)."""
+    t = wildcards.task
+    return launch.command(GRID.num_processes(t), GRID.launch_device(t))
 
 
 def job_env():
