@@ -20,6 +20,7 @@ import re
 import numpy as np
 
 from seqmatch.data.arithmetic import ARITHMETIC_TASKS
+from seqmatch.data.sources import local_data_files
 
 # every task of the grid; an arithmetic task is an entry of seqmatch.data.arithmetic.ARITHMETIC_TASKS
 # plus a tasks.<name> block of config.yaml
@@ -310,6 +311,12 @@ class Grid:
         if task in ARITH_TASKS:
             d["task"] = task
         return d
+
+    def local_data(self, task: str) -> list[str]:
+        """The user's own data files a data job reads (source hub with a local hub_id): its
+        inputs, so that editing one reruns it."""
+        d = self.config["tasks"][task]["data"]
+        return [str(p) for p in local_data_files(d.get("hub_id"))] if d.get("source") == "hub" else []
 
     @staticmethod
     def data_command(task: str) -> str:

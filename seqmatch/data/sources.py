@@ -272,10 +272,18 @@ def _hub_source_name(hub_id: str, config: str | None) -> str:
     return f"{prefix}:{name}" + (f"/{config}" if config else "")
 
 
+def local_data_files(hub_id: str | None) -> list[Path]:
+    """The files of a local ``hub_id`` (the file, or every file under the directory; [] for a hub
+    id): what ``meta.json`` hashes, and what the workflow's data job takes as inputs, so editing
+    one reruns the job."""
+    p = Path(hub_id) if hub_id else None
+    if p is None or not p.exists():
+        return []
+    return [p] if p.is_file() else sorted(q for q in p.rglob("*") if q.is_file())
+
+
 def _hub_inputs(hub_id: str, config: str | None, revision: str | None) -> list[dict]:
-    p = Path(hub_id)
-    if p.exists():
-        files = [p] if p.is_file() else sorted(q for q in p.rglob("*") if q.is_file())
-        return [{"name": q.name, "sha256": sha256_file(q)} for q in files]
+    if Path(hub_id).exists():
+        return [{"name": q.name, "sha256": sha256_file(q)} for q in local_data_files(hub_id)]
     revision = revision or _HUB_REVISIONS.get((hub_id, config))
     return [{"name": hub_id, "config": config, "revision": revision or "main (unpinned)"}]

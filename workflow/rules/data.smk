@@ -4,7 +4,7 @@
 
 rule data:
     input:
-        unpack(translation_data_inputs),
+        unpack(data_inputs),
     output:
         train="resources/data/{task}/train.jsonl",
         test="resources/data/{task}/test.jsonl",
@@ -15,8 +15,8 @@ rule data:
     params:
         env=job_env(),
         command=lambda w: GRID.data_command(w.task),
-        config=lambda w, input, output: job_config(
-            GRID.data_config(w.task), out_dir=os.path.dirname(output.train), **dict(input.items())
+        config=lambda w: job_config(
+            GRID.data_config(w.task), out_dir=GRID.data_dir(w.task), **translation_data_inputs(w)
         ),
     threads: threads("data")
     resources:
@@ -57,8 +57,10 @@ else:
             f"{LOGS}/tokenizers/{{task}}.log",
         params:
             env=job_env(),
-            config=lambda w, input, output: job_config(
-                {"vocab_size": config["tasks"][w.task]["vocab_size"]}, corpus=[input.corpus], out_dir=output.tokenizer
+            config=lambda w: job_config(
+                {"vocab_size": config["tasks"][w.task]["vocab_size"]},
+                corpus=[path("resources/data/{task}/train.jsonl", w)],
+                out_dir=path("resources/tokenizers/{task}", w),
             ),
         threads: threads("data")
         resources:
