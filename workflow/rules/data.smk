@@ -25,7 +25,8 @@ rule data:
         "../envs/seqmatch.yaml"
     shell:
         "printf '%s\\n' {params.config:q} > {output.config} && "
-        "{params.env} python -m seqmatch.data {params.command} --config {output.config} > {log} 2>&1"
+        "{params.env} python -m seqmatch.data {params.command} --config {output.config} > {log} 2>&1 "
+        "|| {{ tail -n 1 {log} >&2; exit 1; }}"  # the error line (bad data, ...) on the terminal, not only "check log"
 
 
 if config["tokenizer"]["name_or_path"]:
