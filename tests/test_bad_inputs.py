@@ -153,6 +153,17 @@ BAD_PIPELINE = [
     ({"tasks": {"mul": {"data": {"source": "hub", "hub_id": "mydata"}}}},
      ["config key 'tasks.mul.data.hub_id' = 'mydata': the directory has no .jsonl/.json/.csv/.parquet files"],
      "data directory without data"),
+    ({"model": {"name_or_path": "models/tiny-neox"}},
+     ["config key 'model.name_or_path' = 'models/tiny-neox': no such file or directory"], "model path typo"),
+    ({"model": {"name_or_path": "models/empty"}},
+     ["config key 'model.name_or_path' = 'models/empty'", "no config.json", "save_pretrained"], "not a model dir"),
+    ({"model": {"name_or_path": "models/no-tokenizer"}, "tokenizer": {"name_or_path": "models/no-tokenizer"}},
+     ["config key 'tokenizer.name_or_path' = 'models/no-tokenizer'", "no tokenizer files", "save_pretrained"],
+     "dir without tokenizer files"),
+    ({"model": {"name_or_path": "models/no-tokenizer"}, "tokenizer": {"name_or_path": "/nonexistent/tok"}},
+     ["config key 'tokenizer.name_or_path' = '/nonexistent/tok': no such file or directory"], "tokenizer path typo"),
+    ({"tasks": {"mul": {"model": {"name_or_path": "../models/x"}}}},
+     ["config key 'tasks.mul.model.name_or_path' = '../models/x': no such file or directory"], "task model typo"),
 ]
 
 
@@ -186,3 +197,61 @@ def test_bad_own_data_fails_its_data_job_with_the_line_on_the_terminal(tmp_path)
     log = (wd / "resources" / "logs" / "data" / "mul.log").read_text().strip().splitlines()
     assert len(log) == 1 and log[0].startswith(line), log
     assert not any((wd / "resources" / "data" / "mul").glob("*.json*"))
+
+
+# ------------------------------------------------------------------------------------ model, tokenizer
+
+
+def train_cli(cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "seqmatch.train", "--method", "mle", "--train-file", "train.jsonl",
+                           "--out-dir", "run", "--steps", "2", "--batch-size", "2", *args], cwd=cwd, env=ENV,
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def train_dir(tmp_path_factory) -> Path:
+    """A training file, a working tokenizer, a model directory without tokenizer files and a
+    tokenizer of special tokens only (what transformers builds from such a directory)."""
+    from tokenizers import Tokenizer, models
+    from transformers import PreTrainedTokenizerFast
+
+    from seqmatch.data import train_tokenizer
+
+    d = tmp_path_factory.mktemp("train")
+    rows = [{"prompt": f"{r['question']} Solution:", "completion": " " + r["answer"]} for r in QA]
+    (d / "train.jsonl").write_text(lines(rows))
+    train_tokenizer([r["prompt"] + r["completion"] for r in rows], vocab_size=300, out_dir=d / "tok")
+    (d / "model").mkdir()
+    (d / "model" / "config.json").write_text(json.dumps({"model_type": "llama"}))
+    PreTrainedTokenizerFast(tokenizer_object=Tokenizer(models.BPE()), bos_token="<s>",
+                            eos_token="</s>").save_pretrained(d / "specials-only")
+    return d
+
+
+BAD_TRAIN = [
+    (["--tokenizer", "model"], ["tokenizer 'model' (config key tokenizer.name_or_path, flag --tokenizer)",
+                                "no tokenizer files", "tokenizer.save_pretrained(DIR)"], "model dir as tokenizer"),
+    (["--tokenizer", "./tokenizers/mine"], ["tokenizer './tokenizers/mine'", "no such file or directory"],
+     "tokenizer path typo"),
+    (["--tokenizer", "specials-only"], ["tokenizer 'specials-only'", "no tokens besides its special tokens"],
+     "tokenizer of special tokens only"),
+    (["--tokenizer", "tok", "--name-or-path", "./models/tiny-neox"],
+     ["model './models/tiny-neox' (config key model.name_or_path, flag --name-or-path)", "no such file or directory"],
+     "model path typo"),
+    (["--tokenizer", "tok", "--name-or-path", "tok"],
+     ["model 'tok' (config key model.name_or_path", "no config.json", "model.save_pretrained(DIR)"],
+     "tokenizer dir as model"),
+]
+
+
+@pytest.mark.parametrize("args,needles,why", BAD_TRAIN, ids=[c[2] for c in BAD_TRAIN])
+def test_bad_model_or_tokenizer_stops_training_before_it_starts(train_dir, args, needles, why):
+    res = train_cli(train_dir, *args)
+    err = res.stderr.strip()
+    assert res.returncode == 2, res.stdout + err
+    assert "Traceback" not in err and "Repo id must be in the form" not in err, err
+    last = err.splitlines()[-1]
+    assert last.startswith("error: "), last
+    for needle in needles:
+        assert needle in last, f"{needle!r} not in {last!r}"
+    assert not (train_dir / "run").exists(), "the run directory was created"

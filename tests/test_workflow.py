@@ -871,6 +871,20 @@ def test_each_data_eval_tokenizer_figure_and_train_key_reruns_its_jobs(finished_
     check_rerun_cases(*finished_stub_run, RERUN_CASES[N_FAST_CASES:])
 
 
+def test_a_local_tokenizer_directory_is_the_tokenizer_jobs_input(tmp_path):
+    """The files of the user's own tokenizer directory are inputs of the job that copies it (editing
+    them reruns it); a hub id has none."""
+    wd = copy_workflow(tmp_path / "wf", package=False)
+    (wd / "mymodel").mkdir()
+    for name in ("config.json", "tokenizer.json"):
+        (wd / "mymodel" / name).write_text("{}")
+    (wd / "own.yaml").write_text(yaml.safe_dump({"model": {"name_or_path": "mymodel"},
+                                                 "tokenizer": {"name_or_path": "mymodel"}}))
+    _, out = dry_run(wd, "results/figure2.png", "--configfile", "own.yaml")
+    [job] = jobs_of(out, "pretrained_tokenizer")
+    assert "    input: mymodel/config.json, mymodel/tokenizer.json\n" in job, job
+
+
 def write_rows(path: Path, rows: list) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))

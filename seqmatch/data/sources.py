@@ -294,6 +294,12 @@ PARQUET_REVISION = "refs/convert/parquet"  # the hub's parquet export of script-
 _HUB_REVISIONS: dict[tuple[str, str | None], str | None] = {}  # revision each hub load really used
 
 
+def _not_local(hub_id: str) -> str:
+    """For a hub id that may be a mistyped local path: say that no such path exists."""
+    return (f"If {hub_id!r} is your own data: there is no such file or directory in {os.getcwd()} "
+            f"(config key tasks.<task>.data.hub_id, flag --hub-id). ")
+
+
 def load_hub_dataset(hub_id: str, *, config: str | None = None, split: str = "train",
                      revision: str | None = None, streaming: bool | None = None, fields: Sequence[str] = ()):
     """A ``datasets`` dataset for ``hub_id`` (a hub id, or a local file/directory in its layout).
@@ -327,7 +333,7 @@ def load_hub_dataset(hub_id: str, *, config: str | None = None, split: str = "tr
     if reason is not None and not is_setting:
         raise HubUnavailableError(
             f"hub dataset {hub_id!r} (config {config!r}) needs the Hugging Face hub: {reason}. "
-            + OFFLINE_HINT)
+            + _not_local(hub_id) + OFFLINE_HINT)
     if streaming is None:
         streaming = reason is None
     try:
@@ -342,7 +348,7 @@ def load_hub_dataset(hub_id: str, *, config: str | None = None, split: str = "tr
         if reason is not None:
             raise HubUnavailableError(
                 f"hub dataset {hub_id!r} (config {config!r}) is not cached and {reason} forbids "
-                f"downloading it ({type(e).__name__}: {e}). " + OFFLINE_HINT) from e
+                f"downloading it ({type(e).__name__}: {e}). " + _not_local(hub_id) + OFFLINE_HINT) from e
         raise
     _HUB_REVISIONS[(hub_id, config)] = revision
     return ds
@@ -385,6 +391,31 @@ def looks_local(hub_id: str) -> bool:
     if Path(hub_id).suffix in (".json", ".jsonl", ".csv", ".parquet"):
         return True
     return "/" in hub_id and Path(hub_id.split("/", 1)[0]).is_dir()
+
+
+# files a saved tokenizer / model directory has (save_pretrained); one of them is enough
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "tokenizer.model", "spiece.model",
+                   "vocab.txt", "sentencepiece.bpe.model")
+MODEL_FILES = ("config.json",)
+
+
+def pretrained_problem(name_or_path: str | os.PathLike, kind: str) -> str | None:
+    """Why a local ``model`` or ``tokenizer`` path cannot be loaded (None for a hub id, or a
+    directory that has the files): a path that does not exist (when it is meant as local,
+    ``looks_local``), a file, or a directory without config.json / tokenizer files. transformers
+    would say "Repo id must be in the form ..." for the first, and build an empty two-token
+    tokenizer for a model directory without tokenizer files."""
+    p = os.path.expanduser(str(name_or_path))
+    if not os.path.exists(p):
+        return (f"no such file or directory (relative paths are from {os.getcwd()}); give the directory "
+                f"you saved the {kind} to with save_pretrained, or a hub id 'owner/name'") if looks_local(p) else None
+    files = MODEL_FILES if kind == "model" else TOKENIZER_FILES
+    if not os.path.isdir(p):
+        return f"a file, not a directory: a {kind} is a directory written by {kind}.save_pretrained(DIR)"
+    if not any(os.path.isfile(os.path.join(p, f)) for f in files):
+        what = "no config.json" if kind == "model" else f"no tokenizer files (none of {', '.join(files)})"
+        return f"the directory has {what}; save the {kind} there with {kind}.save_pretrained(DIR)"
+    return None
 
 
 def _hub_inputs(hub_id: str, config: str | None, revision: str | None) -> list[dict]:

@@ -32,6 +32,9 @@ rule data:
 if config["tokenizer"]["name_or_path"]:
 
     rule pretrained_tokenizer:
+        input:
+            # a local tokenizer directory's files: editing them reruns the job ([] for a hub id)
+            GRID.local_files(config["tokenizer"]["name_or_path"]),
         output:
             directory("resources/tokenizers/pretrained"),
         log:
