@@ -349,8 +349,16 @@ def _max_positions(hf_config, default: int) -> int:
 
 
 def _load_base(cfg: ModelConfig, device: str | torch.device | None, path: str | None = None):
-    """The transformers model named by ``path`` (default ``cfg.name_or_path``)."""
+    """The transformers model named by ``path`` (default ``cfg.name_or_path``); a local path
+    that cannot be a model is named first (transformers: "Repo id must be in the form ...")."""
     from transformers import AutoModelForCausalLM
+
+    from seqmatch.data.sources import pretrained_problem
+
+    problem = pretrained_problem(path or cfg.name_or_path, "model")
+    if problem:
+        key = "" if path else " (config key model.name_or_path, flag --name-or-path)"
+        raise ValueError(f"model {path or cfg.name_or_path!r}{key}: {problem}")
 
     kw: dict[str, Any] = dict(
         attn_implementation=cfg.attn_implementation,

@@ -20,6 +20,7 @@ import re
 import numpy as np
 
 from seqmatch.data.arithmetic import ARITHMETIC_TASKS
+from seqmatch.data.sources import local_data_files, looks_local, pretrained_problem
 
 # every task of the grid; an arithmetic task is an entry of seqmatch.data.arithmetic.ARITHMETIC_TASKS
 # plus a tasks.<name> block of config.yaml
@@ -344,6 +345,17 @@ class Grid:
             d["task"] = task
         return d
 
+    def local_data(self, task: str) -> list[str]:
+        """The user's own data files a data job reads (source hub with a local hub_id): its
+        inputs, so that editing one reruns it."""
+        d = self.config["tasks"][task]["data"]
+        return [str(p) for p in local_data_files(d.get("hub_id"))] if d.get("source") == "hub" else []
+
+    @staticmethod
+    def local_files(path: str | None) -> list[str]:
+        """The files under a local path (a tokenizer directory); [] for a hub id."""
+        return [str(p) for p in local_data_files(path)]
+
     @staticmethod
     def data_command(task: str) -> str:
         return "arithmetic" if task in ARITH_TASKS else task
@@ -404,9 +416,46 @@ def semantic_errors(config: dict, root: str | None = None) -> list[str]:
         if n is not None and n > n_test:
             lines.append(f"config key 'experiments.table1.{key}' = {n}: more than the {n_test} test questions "
                          f"of add_or_sub_in_base (tasks.add_or_sub_in_base.data.n_test)")
+    lines += local_data_errors(config) + pretrained_errors(config)
     if config["tokenizer"]["name_or_path"] and not config["model"]["name_or_path"]:
         lines.append("config key 'tokenizer.name_or_path' is set but 'model.name_or_path' is null: "
                      "a pretrained tokenizer needs the pretrained model it belongs to")
+    return lines
+
+
+def pretrained_errors(config: dict) -> list[str]:
+    """model.name_or_path, tasks.<task>.model.name_or_path and tokenizer.name_or_path that name
+    local paths which cannot be loaded (``pretrained_problem``), each with its key."""
+    keys = [("model.name_or_path", (config.get("model") or {}).get("name_or_path"), "model"),
+            ("tokenizer.name_or_path", (config.get("tokenizer") or {}).get("name_or_path"), "tokenizer")]
+    keys += [(f"tasks.{task}.model.name_or_path", (tcfg.get("model") or {}).get("name_or_path"), "model")
+             for task, tcfg in config.get("tasks", {}).items() if isinstance(tcfg, dict)]
+    lines = []
+    for key, value, kind in keys:
+        problem = pretrained_problem(value, kind) if isinstance(value, str) else None
+        if problem:
+            lines.append(f"config key '{key}' = {value!r}: {problem}")
+    return lines
+
+
+def local_data_errors(config: dict) -> list[str]:
+    """A local data path (tasks.<task>.data.hub_id with source hub) that does not exist, or a
+    directory without data files: named before any job (the data job would otherwise look for a
+    hub dataset of that name)."""
+    lines = []
+    for task, tcfg in config.get("tasks", {}).items():
+        d = tcfg.get("data") or {}
+        hub_id = d.get("hub_id")
+        if d.get("source") != "hub" or not isinstance(hub_id, str):
+            continue
+        key = f"config key 'tasks.{task}.data.hub_id' = {hub_id!r}"
+        if os.path.isdir(hub_id) and not any(p.suffix in (".json", ".jsonl", ".csv", ".parquet")
+                                             for p in local_data_files(hub_id)):
+            lines.append(f"{key}: the directory has no .jsonl/.json/.csv/.parquet files (expected "
+                         f"train.jsonl and test.jsonl, or one file per split)")
+        elif not os.path.exists(hub_id) and looks_local(hub_id):
+            lines.append(f"{key}: no such file or directory (relative paths are from {os.getcwd()}); give "
+                         f"the path of your data file or directory, or a hub id 'owner/name'")
     return lines
 
 

@@ -229,6 +229,7 @@ class Trainer:
         set_seed(cfg.seed)
         self.tokenizer = load_tokenizer(cfg.tokenizer)
         self.model = build_model(model_cfg, self.tokenizer)
+        self.out.mkdir(parents=True, exist_ok=True)  # after the checks of the tokenizer and model paths
         self.bos, self.eos = self.model.bos_id, self.model.eos_id
         self.bkspc, self.pad = self.model.bkspc_id, self.model.pad_id
         self.examples = encode_rows(load_rows(cfg.train_file), self.tokenizer)

@@ -130,8 +130,12 @@ def test_split_by_group_sizes():
 
 def test_hub_text_loader_on_local_openwebtext_layout(tmp_path):
     docs = [f"Document number {i}.\nIt has two lines." for i in range(30)]
-    docs += ["", "Document number 3.\nIt has two lines."]  # an empty row and a duplicate
+    docs += ["Document number 3.\nIt has two lines."]  # a duplicate
     f = tmp_path / "owt.jsonl"
+    # an empty row of a local file is an error naming its line (issue 23), not skipped in silence
+    f.write_text("".join(json.dumps({"text": t}) + "\n" for t in docs + [""]))
+    with pytest.raises(D.DataSourceError, match=r"owt.jsonl:32: empty value of 'text'"):
+        D.build_text("hub", hub_id=str(f), n_train=20, n_test=5, seed=0)
     f.write_text("".join(json.dumps({"text": t}) + "\n" for t in docs))
     train, test, meta = D.build_text("hub", hub_id=str(f), n_train=20, n_test=5, seed=0)
     assert len(train) == 20 and len(test) == 5

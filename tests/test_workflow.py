@@ -614,9 +614,7 @@ def figures(a):
 STUBS = {
     "__init__.py": "",
     "_stub.py": STUB_COMMON,
-    # seqmatch.runs reads the arithmetic task names from seqmatch.data.arithmetic
-    "data/__init__.py": "",
-    "data/arithmetic.py": "ARITHMETIC_TASKS = dict.fromkeys(('add_or_sub_in_base', 'mul', 'list_prime_factors'))\n",
+    "data/__init__.py": "",  # the real torch-free modules the Snakefile imports: REAL_MODULES
     "data/__main__.py": '''
 from seqmatch._stub import *
 a = parse()
@@ -676,6 +674,22 @@ else:
 }
 
 
+# The torch-free modules the Snakefile imports (seqmatch.runs and what it imports), copied from
+# this checkout beside the stubs: the stub package must not fall back on another installed seqmatch.
+REAL_MODULES = ("runs.py", "io.py", "data/arithmetic.py", "data/sources.py")
+
+
+def stub_workflow(dst: Path) -> Path:
+    """A copy of the workflow whose seqmatch CLIs are the instant STUBS."""
+    wd = copy_workflow(dst, package=False)
+    for name, src in STUBS.items():
+        (wd / "seqmatch" / name).parent.mkdir(parents=True, exist_ok=True)
+        (wd / "seqmatch" / name).write_text(textwrap.dedent(src))
+    for name in REAL_MODULES:
+        shutil.copy2(ROOT / "seqmatch" / name, wd / "seqmatch" / name)
+    return wd
+
+
 # A table of a new kind, as a researcher adds one: a script of their own (outside workflow/) and
 # an experiments block naming it. Mean accuracy and training step time per (method, noise, divergence).
 MY_TABLE = """
@@ -713,11 +727,7 @@ PLUMBING_GRID = {
 
 def test_smoke_dag_plumbing_with_stub_modules(tmp_path):
     """Every rule, script and artifact of the DAG, with instant stand-ins for seqmatch."""
-    wd = copy_workflow(tmp_path / "wf", package=False)
-    (wd / "seqmatch").mkdir()
-    for name, src in STUBS.items():
-        (wd / "seqmatch" / name).parent.mkdir(exist_ok=True)
-        (wd / "seqmatch" / name).write_text(textwrap.dedent(src))
+    wd = stub_workflow(tmp_path / "wf")
     (wd / "my_tables").mkdir()
     (wd / "my_tables" / "step_time.py").write_text(MY_TABLE)
     # a second one: its script outside the repository (an absolute path), no caption, a log line
@@ -763,6 +773,146 @@ def test_smoke_dag_plumbing_with_stub_modules(tmp_path):
     outside.write_text(outside.read_text() + "# edited\n")
     stats, out = dry_run(wd, *cfg_args)
     assert stats["grid_table"] == 1 and "results/bc_seeds.csv" in jobs_of(out, "grid_table")[0], out[-3000:]
+
+
+# ------------------------------------------------------------------------------------ rerun triggers
+
+
+def scheduled(output: str) -> dict[tuple[str, str], set[str]]:
+    """(rule, outputs) -> input files of every job a dry run (-n) lists."""
+    jobs = {}
+    for block in re.split(r"\n(?=\[[^\n]*\]\n(?:local)?rule )", output)[1:]:
+        rule = re.search(r"\n(?:local)?rule (\w+):", "\n" + block.split("\n", 1)[-1]).group(1)
+        files = {k: re.search(rf"\n    {k}: ([^\n]*)", block) for k in ("input", "output")}
+        inputs, outputs = ({f for f in m.group(1).split(", ")} if m else set() for m in files.values())
+        jobs[(rule, ", ".join(sorted(outputs)))] = inputs
+    return jobs
+
+
+def downstream(jobs: dict, direct: set) -> set:
+    """The jobs a change to the jobs ``direct`` must rerun: those, and every job that reads (maybe
+    through others) a file one of them writes."""
+    out, todo = set(direct), set(direct)
+    while todo:
+        written = {f for job in todo for f in job[1].split(", ") if f}
+        todo = {job for job, inputs in jobs.items() if job not in out and inputs & written}
+        out |= todo
+    return out
+
+
+OWN_DATA = {"tasks": {"mul": {"data": {"source": "hub", "hub_id": "mydata/mul"}}}}
+STUB_BASE = ["--configfile", SMOKE, "own.yaml"]
+# (change on top of the smoke profile, which jobs read it: (rule, a part of the job's output paths));
+# the first ones run by default, all of them with -m slow
+RERUN_CASES = [
+    ({"tasks": {"mul": {"data": {"n_train": 100}}}}, [("data", "data/mul/")]),
+    ({"tasks": {"mul": {"eval": {"n_eval": 8}}}}, [("evaluate_arithmetic", "runs/mul/")]),
+    ({"tasks": {"text": {"eval": {"new_tokens": 6}}}}, [("evaluate_text", ""), ("mistakes_text", "")]),
+    ({"tasks": {"mul": {"train": {"lr": 0.002}}}}, [("train", "runs/mul/"), ("bc_warmup", "runs/mul/")]),
+]
+N_FAST_CASES = len(RERUN_CASES)
+RERUN_CASES += [
+    ({"tasks": {"mul": {"data": {"n_test": 12}}}}, [("data", "data/mul/")]),
+    ({"tasks": {"mul": {"data": {"seed": 7}}}}, [("data", "data/mul/")]),
+    ({"tasks": {"mul": {"data": {"hub_config": "other"}}}}, [("data", "data/mul/")]),
+    ({"tasks": {"mul": {"data": {"hub_id": "mydata/mul2"}}}}, [("data", "data/mul/")]),
+    ({"tasks": {"mul": {"data": {"source": "generator"}}}}, [("data", "data/mul/")]),
+    ({"tasks": {"add_or_sub_in_base": {"data": {"entropy": [1.0, 2.0]}}}}, [("data", "data/add_or_sub_in_base/")]),
+    ({"tasks": {"add_or_sub_in_base": {"data": {"max_base": 9}}}}, [("data", "data/add_or_sub_in_base/")]),
+    ({"tasks": {"list_prime_factors": {"data": {"difficulty": 0.5}}}}, [("data", "data/list_prime_factors/")]),
+    ({"tasks": {"text": {"data": {"min_words": 10}}}}, [("data", "data/text/")]),
+    ({"tasks": {"text": {"data": {"max_chars": 500}}}}, [("data", "data/text/")]),
+    ({"tasks": {"translation": {"data": {"max_tokens": 24}}}}, [("data", "data/translation/")]),
+    ({"tasks": {"translation": {"data": {"min_words": 3}}}}, [("data", "data/translation/")]),
+    ({"tasks": {"mul": {"vocab_size": 100}}}, [("bpe_tokenizer", "tokenizers/mul")]),
+    ({"tasks": {"add_or_sub_in_base": {"eval": {"max_new_tokens": 10}}}},
+     [("evaluate_arithmetic", "runs/add_or_sub_in_base/"), ("mistakes_recovery", ""), ("mistakes_arithmetic", "")]),
+    ({"tasks": {"text": {"eval": {"n_samples": 10}}}}, [("evaluate_text", "")]),
+    ({"tasks": {"text": {"eval": {"contrastive_k": 3}}}}, [("evaluate_text", "")]),
+    ({"tasks": {"translation": {"eval": {"temperature": 0.5}}}}, [("evaluate_translation", "")]),
+    ({"experiments": {"table1": {"n_recovery": 6}}}, [("mistakes_recovery", "")]),
+    ({"figure1": {"eval_rollouts": 50}}, [("figure1", "")]),
+    # every run's config carries train.alpha, also MLE/BC/ULK runs', which do not read it: they
+    # retrain too (same numbers; a narrower trigger would change every run's config and identity)
+    ({"train": {"alpha": 0.02}}, [("train", ""), ("bc_warmup", "")]),
+]
+
+
+@pytest.fixture(scope="module")
+def finished_stub_run(tmp_path_factory):
+    """The smoke DAG run to the end with stub modules, mul's data from the user's own files
+    (source hub, a local hub_id); and every job of its DAG (from a --forceall dry run)."""
+    wd = stub_workflow(tmp_path_factory.mktemp("rerun") / "wf")
+    for name in ("mul", "mul2"):
+        for split in ("train", "test"):
+            write_rows(wd / "mydata" / name / f"{split}.jsonl", [{"question": "1*2", "answer": "2"}])
+    (wd / "own.yaml").write_text(yaml.safe_dump(OWN_DATA))
+    res = snakemake(["--cores", "2", *STUB_BASE], wd, timeout=900)
+    assert res.returncode == 0, (res.stdout + res.stderr)[-6000:]
+    again = snakemake(["-n", *STUB_BASE], wd, timeout=300)
+    assert "Nothing to be done" in again.stdout + again.stderr, (again.stdout + again.stderr)[-3000:]
+    return wd, scheduled(dry_run(wd, "--forceall", *STUB_BASE)[1])
+
+
+def check_reruns(wd: Path, jobs: dict, args: list[str], direct_rules, what) -> None:
+    """A dry run schedules exactly the jobs of direct_rules (rule, part of its outputs) and every
+    job downstream of them."""
+    direct = {job for job in jobs for rule, part in direct_rules if job[0] == rule and part in job[1]}
+    assert direct, (what, direct_rules)
+    got = set(scheduled(dry_run(wd, *args)[1]))
+    want = downstream(jobs, direct)
+    assert got == want, (what, sorted(got - want), sorted(want - got))
+
+
+def check_rerun_cases(wd: Path, jobs: dict, cases) -> None:
+    for change, direct_rules in cases:
+        (wd / "change.yaml").write_text(yaml.safe_dump(change))
+        check_reruns(wd, jobs, [*STUB_BASE, "change.yaml"], direct_rules, change)
+
+
+def test_every_value_and_data_file_a_job_reads_reruns_it(finished_stub_run):
+    """After a finished run, changing a data, eval or train key of the config, or editing the
+    user's own data file in place, makes `snakemake -n` schedule exactly the jobs that read it and
+    everything downstream of them (from the DAG's own inputs and outputs)."""
+    wd, jobs = finished_stub_run
+    # the data job of mul reads the user's files: they are its inputs
+    [mul_data] = [inputs for (rule, outs), inputs in jobs.items() if rule == "data" and "data/mul/" in outs]
+    assert mul_data == {"mydata/mul/test.jsonl", "mydata/mul/train.jsonl"}
+    check_rerun_cases(wd, jobs, RERUN_CASES[:N_FAST_CASES])
+    # the user edits their own data file (Snakemake compares checksums: a mere touch reruns nothing)
+    own = wd / "mydata" / "mul" / "train.jsonl"
+    before = own.read_text()
+    own.write_text(before + json.dumps({"question": "2*2", "answer": "4"}) + "\n")
+    check_reruns(wd, jobs, STUB_BASE, [("data", "data/mul/")], "edited mydata/mul/train.jsonl")
+    own.write_text(before)  # the same content again: up to date again
+    again = snakemake(["-n", *STUB_BASE], wd, timeout=300)
+    assert "Nothing to be done" in again.stdout + again.stderr, (again.stdout + again.stderr)[-3000:]
+
+
+@pytest.mark.slow
+def test_each_data_eval_tokenizer_figure_and_train_key_reruns_its_jobs(finished_stub_run):
+    """The same for every data key of each kind of task, each kind of eval key, the tokenizer's
+    vocab_size, Table 1's n_recovery, figure1 and train.alpha."""
+    check_rerun_cases(*finished_stub_run, RERUN_CASES[N_FAST_CASES:])
+
+
+def test_a_local_tokenizer_directory_is_the_tokenizer_jobs_input(tmp_path):
+    """The files of the user's own tokenizer directory are inputs of the job that copies it (editing
+    them reruns it); a hub id has none."""
+    wd = copy_workflow(tmp_path / "wf", package=False)
+    (wd / "mymodel").mkdir()
+    for name in ("config.json", "tokenizer.json"):
+        (wd / "mymodel" / name).write_text("{}")
+    (wd / "own.yaml").write_text(yaml.safe_dump({"model": {"name_or_path": "mymodel"},
+                                                 "tokenizer": {"name_or_path": "mymodel"}}))
+    _, out = dry_run(wd, "results/figure2.png", "--configfile", "own.yaml")
+    [job] = jobs_of(out, "pretrained_tokenizer")
+    assert "    input: mymodel/config.json, mymodel/tokenizer.json\n" in job, job
+
+
+def write_rows(path: Path, rows: list) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
 
 
 def check_new_kind_of_table(wd: Path) -> None:

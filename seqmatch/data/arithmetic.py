@@ -222,7 +222,7 @@ def load_hub_arithmetic(task: str, *, hub_id: str = "deepmind/math_dataset", con
     splits = {}
     for split, n in (("train", n_train), ("test", n_test)):
         ds = _shuffled(load_hub_dataset(hub_id, config=config, split=split, revision=revision,
-                                        streaming=streaming), seed)
+                                        streaming=streaming, fields=("question", "answer")), seed)
         rows, seen = [], set(splits.get("train_questions", ()))
         for ex in ds:
             if len(rows) >= n:

@@ -33,6 +33,8 @@ from seqmatch.data.arithmetic import ARITHMETIC_TASKS, generate_arithmetic, load
 from seqmatch.data.sources import (
     DEFAULT_CACHE_DIR,
     SPECIAL_TOKENS,
+    DataSourceError,
+    looks_local,
     sha256_file,
     write_json,
     write_split,
@@ -52,6 +54,8 @@ def _add_common(p: argparse.ArgumentParser, *, n_train_help: str, n_test_help: s
     p.add_argument("--n-train", type=int, default=None, help=n_train_help)
     p.add_argument("--n-test", type=int, default=None, help=n_test_help)
     p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same files; default 0)")
+    p.add_argument("--if-fewer-rows", choices=("error", "warn"), default="error",
+                   help="fewer rows than --n-train/--n-test given: stop with an error, or warn and go on")
     p.add_argument("--cache-dir", default=DEFAULT_CACHE_DIR,
                    help="download/wheel cache (default: resources/ under the current directory)")
     add_config_option(p)
@@ -120,10 +124,36 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _check_local_path(args, task: str) -> None:
+    """A local data path with a typo: named with its config key before anything is read (else
+    it would be looked up as a hub dataset)."""
+    if getattr(args, "source", None) == "hub" and looks_local(args.hub_id) and not Path(args.hub_id).exists():
+        raise DataSourceError(
+            f"config key tasks.{task}.data.hub_id (flag --hub-id) = {args.hub_id!r}: no such file or directory "
+            f"(relative paths are from {Path.cwd()}); give the path of your data file or directory")
+
+
+def _check_sizes(args, task: str, train: Sequence[dict], test: Sequence[dict]) -> None:
+    """Fewer rows than n_train / n_test asked for: an error, or with --if-fewer-rows warn a
+    warning, never a silently smaller data set."""
+    for split, n, got in (("train", args.n_train, len(train)), ("test", args.n_test, len(test))):
+        if n is None or got >= n:
+            continue
+        msg = (f"config key tasks.{task}.data.n_{split} (flag --n-{split}) = {n}, but the data have only {got} "
+               f"usable {split} rows (after de-duplication and filters)")
+        if args.if_fewer_rows == "warn":
+            print(f"warning: {msg}; going on with {got} (if_fewer_rows: warn)", file=sys.stderr)
+        else:
+            raise DataSourceError(f"{msg}; lower n_{split}, add rows, or set tasks.{task}.data.if_fewer_rows: "
+                                  f"warn to go on with {got}")
+
+
 def main(argv: Sequence[str] | None = None) -> dict:
     args = parse_args(build_parser(), argv)
     t0 = time.perf_counter()
     streaming = False if getattr(args, "no_streaming", False) else None
+    task = args.task if args.cmd == "arithmetic" else args.cmd
+    _check_local_path(args, task)
     if args.cmd == "arithmetic":
         n_train = args.n_train if args.n_train is not None else (
             50_000 if args.task == "list_prime_factors" else 5_000)
@@ -165,6 +195,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
         return meta
     else:  # pragma: no cover - argparse enforces the choices
         raise ValueError(args.cmd)
+    _check_sizes(args, task, train, test)
     meta["command"] = args.cmd
     meta = write_split(args.out_dir, train, test, meta)
     print(json.dumps({"out_dir": args.out_dir, "sizes": meta["sizes"], "source": meta["source"],

@@ -23,7 +23,10 @@ layout as the hub dataset; that is how the tests exercise the hub loaders. With 
 
 from __future__ import annotations
 
+import csv
+import difflib
 import hashlib
+import json
 import os
 import random
 import socket
@@ -208,12 +211,97 @@ def _local_data_files(path: Path, split: str) -> tuple[str, list[str]]:
     return kinds.pop(), [str(p) for p in files]
 
 
+def _field(row: dict, name: str):
+    """``row["translation"]["en"]`` for name "translation.en"; KeyError naming the missing part."""
+    value = row
+    for part in name.split("."):
+        if not isinstance(value, dict) or part not in value:
+            raise KeyError(part)
+        value = value[part]
+    return value
+
+
+def _row_error(where: str, row, fields: Sequence[str]) -> str | None:
+    """What is wrong with one row (None if nothing): not an object, a missing or empty field."""
+    expected = "{" + ", ".join(f'"{f}": ...' for f in fields) + "}"
+    if not isinstance(row, dict):
+        return f"{where}: expected a JSON object {expected}, got {type(row).__name__}"
+    for name in fields:
+        try:
+            value = _field(row, name)
+        except KeyError as e:
+            parent = row if "." not in name else (row.get(name.split(".")[0]) or {})
+            have = sorted(parent) if isinstance(parent, dict) else []
+            close = difflib.get_close_matches(str(e.args[0]), have, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            owner = "the row" if "." not in name else f"the row's {name.split('.')[0]!r}"
+            return (f"{where}: missing key {name!r}{hint}; {owner} has {', '.join(map(repr, have)) or 'no keys'}, "
+                    f"every row needs {expected}")
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return f"{where}: empty value of {name!r}; every row needs a non-empty {name!r}"
+    return None
+
+
+def check_local_rows(files: Sequence[str], fields: Sequence[str]) -> int:
+    """Read the user's own data files row by row before ``datasets`` does, so that a bad row gives
+    one :class:`DataSourceError` naming file:line (1-based) and the key, not a ``datasets``
+    traceback: a line that is not JSON, a row without one of ``fields`` (dotted for nested keys,
+    "translation.en") or with an empty one, a file without rows. Returns the number of rows.
+    JSONL and JSON (lines or one array) and CSV are checked; parquet files only by ``datasets``."""
+    total = 0
+    for f in files:
+        suffix = Path(f).suffix
+        rows: list[tuple[str, Any]] = []
+        if suffix in (".json", ".jsonl"):
+            text = Path(f).read_text(encoding="utf-8", errors="replace")
+            whole = None
+            if suffix == ".json" and text.lstrip().startswith("["):
+                try:
+                    whole = json.loads(text)
+                except ValueError:
+                    pass
+            if isinstance(whole, list):
+                rows = [(f"{f}: item {i}", r) for i, r in enumerate(whole, 1)]
+            else:
+                for n, line in enumerate(text.splitlines(), 1):
+                    if not line.strip():
+                        continue
+                    try:
+                        rows.append((f"{f}:{n}", json.loads(line)))
+                    except ValueError as e:
+                        raise DataSourceError(f"{f}:{n}: not a JSON object on one line ({e}); each line of a "
+                                              f"JSONL file is one row like "
+                                              + "{" + ", ".join(f'"{x}": ...' for x in fields) + "}") from None
+        elif suffix == ".csv" and not any("." in x for x in fields):  # nested fields: no CSV layout
+            with open(f, newline="", encoding="utf-8", errors="replace") as fh:
+                reader = csv.DictReader(fh)
+                for row in reader:
+                    rows.append((f"{f}:{reader.line_num}", {k: v for k, v in row.items() if k is not None}))
+        else:
+            continue
+        if not rows:
+            raise DataSourceError(f"{f}: no rows (the file is empty); expected one row per line like "
+                                  + "{" + ", ".join(f'"{x}": ...' for x in fields) + "}")
+        for where, row in rows:
+            err = _row_error(where, row, fields)
+            if err:
+                raise DataSourceError(err)
+        total += len(rows)
+    return total
+
+
 PARQUET_REVISION = "refs/convert/parquet"  # the hub's parquet export of script-based datasets
 _HUB_REVISIONS: dict[tuple[str, str | None], str | None] = {}  # revision each hub load really used
 
 
+def _not_local(hub_id: str) -> str:
+    """For a hub id that may be a mistyped local path: say that no such path exists."""
+    return (f"If {hub_id!r} is your own data: there is no such file or directory in {os.getcwd()} "
+            f"(config key tasks.<task>.data.hub_id, flag --hub-id). ")
+
+
 def load_hub_dataset(hub_id: str, *, config: str | None = None, split: str = "train",
-                     revision: str | None = None, streaming: bool | None = None):
+                     revision: str | None = None, streaming: bool | None = None, fields: Sequence[str] = ()):
     """A ``datasets`` dataset for ``hub_id`` (a hub id, or a local file/directory in its layout).
 
     Local paths go through the generic ``json``/``parquet``/``csv`` builders (a directory is read as
@@ -221,19 +309,31 @@ def load_hub_dataset(hub_id: str, *, config: str | None = None, split: str = "tr
     (offline setting with no cached copy, or no network). ``streaming`` defaults to True when online
     and to False (read the local cache) under an offline setting. Datasets that still ship a loading
     script (``datasets`` >= 4 refuses those: openwebtext, math_dataset) are read from the hub's parquet
-    export, revision ``refs/convert/parquet``, unless a revision is given.
+    export, revision ``refs/convert/parquet``, unless a revision is given. A local path's rows
+    are checked first for ``fields`` (:func:`check_local_rows`); a path meant as local that does
+    not exist (:func:`looks_local`) is a missing file, not a hub id.
     """
+    local = Path(hub_id)
+    if not local.exists() and looks_local(hub_id):
+        raise DataSourceError(f"local data {hub_id!r}: no such file or directory (from {os.getcwd()}); "
+                              f"set hub_id (config key tasks.<task>.data.hub_id, flag --hub-id) to your data file "
+                              f"or directory")
     import datasets
 
-    local = Path(hub_id)
     if local.exists():
         builder, files = _local_data_files(local, split)
-        return datasets.load_dataset(builder, data_files={split: files}, split=split)
+        check_local_rows(files, fields)
+        try:
+            return datasets.load_dataset(builder, data_files={split: files}, split=split)
+        except Exception as e:  # noqa: BLE001 - datasets' many-line traceback: its first line is the cause
+            cause = e.__cause__ or e.__context__ or e
+            raise DataSourceError(f"{', '.join(files)}: datasets cannot read it as {builder}: "
+                                  f"{type(cause).__name__}: {str(cause).splitlines()[0] if str(cause) else ''}") from None
     reason, is_setting = _hub_offline_reason()
     if reason is not None and not is_setting:
         raise HubUnavailableError(
             f"hub dataset {hub_id!r} (config {config!r}) needs the Hugging Face hub: {reason}. "
-            + OFFLINE_HINT)
+            + _not_local(hub_id) + OFFLINE_HINT)
     if streaming is None:
         streaming = reason is None
     try:
@@ -248,7 +348,7 @@ def load_hub_dataset(hub_id: str, *, config: str | None = None, split: str = "tr
         if reason is not None:
             raise HubUnavailableError(
                 f"hub dataset {hub_id!r} (config {config!r}) is not cached and {reason} forbids "
-                f"downloading it ({type(e).__name__}: {e}). " + OFFLINE_HINT) from e
+                f"downloading it ({type(e).__name__}: {e}). " + _not_local(hub_id) + OFFLINE_HINT) from e
         raise
     _HUB_REVISIONS[(hub_id, config)] = revision
     return ds
@@ -272,10 +372,54 @@ def _hub_source_name(hub_id: str, config: str | None) -> str:
     return f"{prefix}:{name}" + (f"/{config}" if config else "")
 
 
+def local_data_files(hub_id: str | None) -> list[Path]:
+    """The files of a local ``hub_id`` (the file, or every file under the directory; [] for a hub
+    id): what ``meta.json`` hashes, and what the workflow's data job takes as inputs, so editing
+    one reruns the job."""
+    p = Path(hub_id) if hub_id else None
+    if p is None or not p.exists():
+        return []
+    return [p] if p.is_file() else sorted(q for q in p.rglob("*") if q.is_file())
+
+
+def looks_local(hub_id: str) -> bool:
+    """Whether ``hub_id`` is meant as a local path rather than a hub id ("owner/name"): absolute or
+    ./ ../ ~ paths, a data file's extension, more than one '/', or a first part that is a local
+    directory. A typo in such a path is reported as a missing file, not as an unreachable hub."""
+    if hub_id.startswith(("/", "./", "../", "~")) or hub_id.count("/") > 1:
+        return True
+    if Path(hub_id).suffix in (".json", ".jsonl", ".csv", ".parquet"):
+        return True
+    return "/" in hub_id and Path(hub_id.split("/", 1)[0]).is_dir()
+
+
+# files a saved tokenizer / model directory has (save_pretrained); one of them is enough
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "tokenizer.model", "spiece.model",
+                   "vocab.txt", "sentencepiece.bpe.model")
+MODEL_FILES = ("config.json",)
+
+
+def pretrained_problem(name_or_path: str | os.PathLike, kind: str) -> str | None:
+    """Why a local ``model`` or ``tokenizer`` path cannot be loaded (None for a hub id, or a
+    directory that has the files): a path that does not exist (when it is meant as local,
+    ``looks_local``), a file, or a directory without config.json / tokenizer files. transformers
+    would say "Repo id must be in the form ..." for the first, and build an empty two-token
+    tokenizer for a model directory without tokenizer files."""
+    p = os.path.expanduser(str(name_or_path))
+    if not os.path.exists(p):
+        return (f"no such file or directory (relative paths are from {os.getcwd()}); give the directory "
+                f"you saved the {kind} to with save_pretrained, or a hub id 'owner/name'") if looks_local(p) else None
+    files = MODEL_FILES if kind == "model" else TOKENIZER_FILES
+    if not os.path.isdir(p):
+        return f"a file, not a directory: a {kind} is a directory written by {kind}.save_pretrained(DIR)"
+    if not any(os.path.isfile(os.path.join(p, f)) for f in files):
+        what = "no config.json" if kind == "model" else f"no tokenizer files (none of {', '.join(files)})"
+        return f"the directory has {what}; save the {kind} there with {kind}.save_pretrained(DIR)"
+    return None
+
+
 def _hub_inputs(hub_id: str, config: str | None, revision: str | None) -> list[dict]:
-    p = Path(hub_id)
-    if p.exists():
-        files = [p] if p.is_file() else sorted(q for q in p.rglob("*") if q.is_file())
-        return [{"name": q.name, "sha256": sha256_file(q)} for q in files]
+    if Path(hub_id).exists():
+        return [{"name": q.name, "sha256": sha256_file(q)} for q in local_data_files(hub_id)]
     revision = revision or _HUB_REVISIONS.get((hub_id, config))
     return [{"name": hub_id, "config": config, "revision": revision or "main (unpinned)"}]

@@ -218,7 +218,7 @@ def build_text(source: str, *, n_train: int | None, n_test: int, seed: int = 0,
         raise ValueError(f"unknown text source {source!r}")
     src = _hub_source_name(hub_id, hub_config)
     ds = _shuffled(load_hub_dataset(hub_id, config=hub_config, split="train", revision=revision,
-                                    streaming=streaming), seed)
+                                    streaming=streaming, fields=("text",)), seed)
     n_train = 200_000 if n_train is None else n_train
     train, test, seen = [], [], set()
     for ex in ds:

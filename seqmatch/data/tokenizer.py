@@ -15,7 +15,8 @@ from __future__ import annotations
 import os
 from typing import Iterable, Iterator, Sequence
 
-from seqmatch.data.sources import BKSPC_TOKEN, BOS_TOKEN, EOS_TOKEN, PAD_TOKEN, SPECIAL_TOKENS, read_jsonl
+from seqmatch.data.sources import (BKSPC_TOKEN, BOS_TOKEN, EOS_TOKEN, PAD_TOKEN, SPECIAL_TOKENS, pretrained_problem,
+                                   read_jsonl)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -62,7 +63,14 @@ def load_tokenizer(name_or_path: str | os.PathLike, add_bkspc: bool = True):
     from tokenizers import AddedToken
     from transformers import AutoTokenizer
 
+    where = f"tokenizer {str(name_or_path)!r} (config key tokenizer.name_or_path, flag --tokenizer)"
+    problem = pretrained_problem(name_or_path, "tokenizer")
+    if problem:  # transformers: "Repo id must be in the form ...", or an empty tokenizer
+        raise ValueError(f"{where}: {problem}")
     tok = AutoTokenizer.from_pretrained(str(name_or_path))
+    if not set(tok.get_vocab().values()) - set(tok.all_special_ids):
+        raise ValueError(f"{where}: has no tokens besides its special tokens ({len(tok)} in all): it would "
+                         f"encode every text as nothing; give the directory of the model's own tokenizer")
     if add_bkspc and BKSPC_TOKEN not in tok.get_vocab():
         # add_tokens(special_tokens=True) has the same meaning in transformers 4.x and 5.x: one id,
         # never split, not normalized, dropped by decode(skip_special_tokens=True).

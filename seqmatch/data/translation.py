@@ -317,7 +317,8 @@ def build_translation(source: str, *, n_train: int | None, n_test: int, seed: in
         inputs = infos
     elif source == "hub":
         src = _hub_source_name(hub_id, hub_config)
-        ds = load_hub_dataset(hub_id, config=hub_config, split="train", revision=revision, streaming=streaming)
+        ds = load_hub_dataset(hub_id, config=hub_config, split="train", revision=revision, streaming=streaming,
+                              fields=("translation.en", "translation.fr"))
         rows, seen = [], set()
         for ex in ds:
             t = ex["translation"]

@@ -65,15 +65,18 @@ def evals(run_list, name="eval.json"):
     return list(dict.fromkeys(f"{r['dir']}/{name}" for r in run_list))
 
 
-def model_dir(wildcards, input):
-    return os.path.join(os.path.dirname(input.summary), "model")
-
-
 # ------------------------------------------------------------------------------ job configs
 # Every seqmatch job gets one config file, written by its shell command from params.config
 # (printf '%s\n' {params.config:q} > {output.config}) and read with --config (seqmatch.options;
 # seqmatch.train: sections train/model), with config.yaml's key names; a changed value changes
-# params, so the job reruns.
+# params, so the job reruns. params.config is a function of the wildcards alone, its paths built
+# from the same templates as the rule's files (path): Snakemake does not record params functions
+# that take input or output in .snakemake/metadata, so a changed value would rerun nothing.
+
+
+def path(template, wildcards):
+    """A rule's file path from its template (e.g. f"{RUN}/eval.json") and the job's wildcards."""
+    return template.format(**dict(wildcards.items()))
 
 
 def job_config(values, **paths):
@@ -116,6 +119,13 @@ def translation_data_inputs(wildcards):
     if wildcards.task == "translation" and config["tokenizer"]["name_or_path"]:
         return {"tokenizer": GRID.tokenizer_dir("translation")}
     return {}
+
+
+def data_inputs(wildcards):
+    """A data job's inputs: the tokenizer of translation_data_inputs and the user's own data files
+    (source hub with a local hub_id), so that editing one reruns the job."""
+    local = GRID.local_data(wildcards.task)
+    return {**translation_data_inputs(wildcards), **({"local_data": local} if local else {})}
 
 
 # ------------------------------------------------------------------------------ resources

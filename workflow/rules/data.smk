@@ -4,7 +4,7 @@
 
 rule data:
     input:
-        unpack(translation_data_inputs),
+        unpack(data_inputs),
     output:
         train="resources/data/{task}/train.jsonl",
         test="resources/data/{task}/test.jsonl",
@@ -15,8 +15,8 @@ rule data:
     params:
         env=job_env(),
         command=lambda w: GRID.data_command(w.task),
-        config=lambda w, input, output: job_config(
-            GRID.data_config(w.task), out_dir=os.path.dirname(output.train), **dict(input.items())
+        config=lambda w: job_config(
+            GRID.data_config(w.task), out_dir=GRID.data_dir(w.task), **translation_data_inputs(w)
         ),
     threads: threads("data")
     resources:
@@ -25,12 +25,16 @@ rule data:
         "../envs/seqmatch.yaml"
     shell:
         "printf '%s\\n' {params.config:q} > {output.config} && "
-        "{params.env} python -m seqmatch.data {params.command} --config {output.config} > {log} 2>&1"
+        "{params.env} python -m seqmatch.data {params.command} --config {output.config} > {log} 2>&1 "
+        "|| {{ tail -n 1 {log} >&2; exit 1; }}"  # the error line (bad data, ...) on the terminal, not only "check log"
 
 
 if config["tokenizer"]["name_or_path"]:
 
     rule pretrained_tokenizer:
+        input:
+            # a local tokenizer directory's files: editing them reruns the job ([] for a hub id)
+            GRID.local_files(config["tokenizer"]["name_or_path"]),
         output:
             directory("resources/tokenizers/pretrained"),
         log:
@@ -57,8 +61,10 @@ else:
             f"{LOGS}/tokenizers/{{task}}.log",
         params:
             env=job_env(),
-            config=lambda w, input, output: job_config(
-                {"vocab_size": config["tasks"][w.task]["vocab_size"]}, corpus=[input.corpus], out_dir=output.tokenizer
+            config=lambda w: job_config(
+                {"vocab_size": config["tasks"][w.task]["vocab_size"]},
+                corpus=[path("resources/data/{task}/train.jsonl", w)],
+                out_dir=path("resources/tokenizers/{task}", w),
             ),
         threads: threads("data")
         resources:

@@ -19,9 +19,10 @@ rule evaluate_arithmetic:
         task="|".join(runs.ARITH_TASKS),
     params:
         env=job_env(),
-        config=lambda w, input, output: job_config(
-            GRID.eval_config(w.task), model_dir=model_dir(w, input), test_file=input.test,
-            out=output.metrics, generations=output.generations, seed=int(w.seed),
+        config=lambda w: job_config(
+            GRID.eval_config(w.task), model_dir=path(f"{RUN}/model", w),
+            test_file=path("resources/data/{task}/test.jsonl", w), out=path(f"{RUN}/eval.json", w),
+            generations=path(f"{RUN}/generations.jsonl", w), seed=int(w.seed),
         ),
     threads: threads("evaluate")
     resources:
@@ -49,9 +50,9 @@ rule evaluate_text:
         task="text",
     params:
         env=job_env(),
-        config=lambda w, input, output: job_config(
-            GRID.eval_config("text"), model_dir=model_dir(w, input), test_file=input.test,
-            out=output.metrics, decoding=w.decoding, seed=int(w.seed),
+        config=lambda w: job_config(
+            GRID.eval_config("text"), model_dir=path(f"{RUN}/model", w), test_file="resources/data/text/test.jsonl",
+            out=path(f"{RUN}/eval_{{decoding}}.json", w), decoding=w.decoding, seed=int(w.seed),
         ),
     threads: threads("evaluate")
     resources:
@@ -79,9 +80,9 @@ rule evaluate_translation:
         task="translation",
     params:
         env=job_env(),
-        config=lambda w, input, output: job_config(
-            GRID.eval_config("translation"), model_dir=model_dir(w, input), test_file=input.test,
-            out=output.metrics, seed=int(w.seed),
+        config=lambda w: job_config(
+            GRID.eval_config("translation"), model_dir=path(f"{RUN}/model", w),
+            test_file="resources/data/translation/test.jsonl", out=path(f"{RUN}/eval.json", w), seed=int(w.seed),
         ),
     threads: threads("evaluate")
     resources:
@@ -121,8 +122,9 @@ rule mistakes_arithmetic:
         f"{LOGS}/tables/table1_raw.log",
     params:
         env=job_env(),
-        config=lambda w, input, output: job_config(
-            GRID.eval_config("add_or_sub_in_base", ["max_new_tokens"]), test_file=input.test, out=output.csv,
+        config=job_config(
+            GRID.eval_config("add_or_sub_in_base", ["max_new_tokens"]),
+            test_file="resources/data/add_or_sub_in_base/test.jsonl", out="resources/tables/table1_raw.csv",
             n_examples=EXP["table1"]["n_examples"], seed=MISTAKE_SEED,
         ),
     threads: threads("evaluate")
@@ -155,9 +157,10 @@ rule mistakes_recovery:
         task="add_or_sub_in_base",
     params:
         env=job_env(),
-        config=lambda w, input, output: job_config(
-            GRID.eval_config(w.task, ["max_new_tokens"]), model_dir=model_dir(w, input), test_file=input.test,
-            out=output.csv, summary=output.metrics, n_examples=EXP["table1"]["n_recovery"], seed=MISTAKE_SEED,
+        config=lambda w: job_config(
+            GRID.eval_config(w.task, ["max_new_tokens"]), model_dir=path(f"{RUN}/model", w),
+            test_file=path("resources/data/{task}/test.jsonl", w), out=path(f"{RUN}/mistakes.csv", w),
+            summary=path(f"{RUN}/mistakes.json", w), n_examples=EXP["table1"]["n_recovery"], seed=MISTAKE_SEED,
         ),
     threads: threads("evaluate")
     resources:
@@ -182,9 +185,10 @@ rule mistakes_text:
         f"{LOGS}/tables/table8_raw.log",
     params:
         env=job_env(),
-        config=lambda w, input, output: job_config(
-            GRID.eval_config("text", ["prompt_tokens", "new_tokens", "batch_size"]), model_dir=model_dir(w, input),
-            test_file=input.test, out=output.csv, n_examples=EXP["table8"]["n_examples"],
+        config=job_config(
+            GRID.eval_config("text", ["prompt_tokens", "new_tokens", "batch_size"]),
+            model_dir=f"{GRID.text_run('sm')}/model", test_file="resources/data/text/test.jsonl",
+            out="resources/tables/table8_raw.csv", n_examples=EXP["table8"]["n_examples"],
         ),
     threads: threads("evaluate")
     resources:

@@ -12,8 +12,9 @@ rule figure1:
     benchmark:
         f"{BENCH}/figures/figure1.tsv"
     params:
-        config=lambda w, output: job_config(
-            config["figure1"], out_pdf=output.pdf, out_png=output.png, out_json=output.json
+        config=job_config(
+            config["figure1"], out_pdf="results/figure1.pdf", out_png="results/figure1.png",
+            out_json="resources/figures/figure1.json",
         ),
     threads: threads("small")
     resources:
