@@ -225,7 +225,6 @@ class Trainer:
         self.accel = Accelerator(mixed_precision=cfg.mixed_precision,
                                  gradient_accumulation_steps=cfg.grad_accum)
         distributed.check_world_size(self.accel, cfg.num_processes)  # before anything is read or written
-        self.out.mkdir(parents=True, exist_ok=True)
         set_seed(cfg.seed)
         self.tokenizer = load_tokenizer(cfg.tokenizer)
         self.model = build_model(model_cfg, self.tokenizer)
