@@ -38,27 +38,6 @@ TINY = dict(arch="llama", n_layer=1, n_head=2, d_model=32, d_ff=64, max_position
 SEED = 3
 
 
-@pytest.fixture(scope="module")
-def toy(tmp_path_factory):
-    """The copy task of tests/test_train.py: 'a b c Solution:' -> ' a b c'."""
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-
-    d = tmp_path_factory.mktemp("toy")
-    words = ["<bos>", "<eos>", "<pad>", "<bkspc>", "Solution:"] + [str(i) for i in range(8)]
-    tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<pad>"))
-    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<bos>", eos_token="<eos>",
-                                   pad_token="<pad>", additional_special_tokens=["<bkspc>"])
-    fast.save_pretrained(d / "tok")
-    g = torch.Generator().manual_seed(0)
-    with open(d / "train.jsonl", "w") as f:
-        for _ in range(200):
-            xs = " ".join(str(int(v)) for v in torch.randint(0, 8, (3,), generator=g))
-            f.write(json.dumps({"prompt": f"{xs} Solution:", "completion": f" {xs}", "base": 8}) + "\n")
-    return d
-
-
 def train_values(toy, out, **kw):
     base = dict(train_file=str(toy / "train.jsonl"), tokenizer=str(toy / "tok"), out_dir=str(out), seed=SEED,
                 steps=24, batch_size=8, lr=3e-3, warmup_steps=2, checkpoint_every=0, max_len=16, eta=0.1,
