@@ -190,7 +190,7 @@ def test_cli_writes_files_and_meta(tmp_path):
     for r in train + test:
         check_row(r)
     meta = json.loads((out1 / "meta.json").read_text())
-    assert meta["sizes"] == {"train": 40, "test": 10}
+    assert meta["sizes"] == {"train": 40, "val": 0, "test": 10}
     assert meta["seed"] == 2 and meta["settings"]["entropy"] == [2.0, 4.0]
     assert meta["settings"]["max_base"] == 10
     assert "mathematics_dataset" in meta["source"]
@@ -228,3 +228,25 @@ def test_hub_source_offline_fails_at_once_naming_it(monkeypatch):
         D.load_hub_arithmetic("mul", n_train=5, n_test=5)
     msg = str(e.value)
     assert "deepmind/math_dataset" in msg and "config.yaml" in msg
+
+
+def test_validation_rows_are_carved_from_training_and_the_test_split_does_not_move(tmp_path):
+    argv = ["arithmetic", "--task", "add_or_sub_in_base", "--n-train", "40", "--n-test", "10",
+            "--seed", "2", "--entropy", "2", "4"]
+    D.main(argv + ["--out-dir", str(tmp_path / "plain")])
+    D.main(argv + ["--out-dir", str(tmp_path / "val"), "--n-val", "12"])
+
+    def read(d, name):
+        return [json.loads(line) for line in (tmp_path / d / name).read_text().splitlines()]
+
+    plain, train, val = read("plain", "train.jsonl"), read("val", "train.jsonl"), read("val", "val.jsonl")
+    assert len(train) == 28 and len(val) == 12 and read("plain", "val.jsonl") == []
+    # a partition of the same 40 rows, the training rows in their order
+    assert sorted(map(json.dumps, train + val)) == sorted(map(json.dumps, plain))
+    assert train == [r for r in plain if r not in val]
+    assert read("val", "test.jsonl") == read("plain", "test.jsonl")
+    meta = json.loads((tmp_path / "val" / "meta.json").read_text())
+    assert meta["sizes"] == {"train": 28, "val": 12, "test": 10}
+    with pytest.raises(D.DataSourceError, match="n_val .* = 40: not fewer than the 40 training rows"):
+        D.main(argv + ["--out-dir", str(tmp_path / "bad"), "--n-val", "40"])
+    assert not (tmp_path / "bad").exists()

@@ -180,7 +180,7 @@ def test_cli_text_hub_local(tmp_path):
     f.write_text("".join(json.dumps({"text": f"Doc {i} text."}) + "\n" for i in range(10)))
     meta = D.main(["text", "--source", "hub", "--hub-id", str(f), "--n-train", "6", "--n-test", "3",
                    "--out-dir", str(tmp_path / "out")])
-    assert meta["sizes"] == {"train": 6, "test": 3}
+    assert meta["sizes"] == {"train": 6, "val": 0, "test": 3}
     saved = json.loads((tmp_path / "out" / "meta.json").read_text())
     assert saved["source"] == "local:owt.jsonl" and saved["seed"] == 0
 

@@ -14,7 +14,8 @@ CLI (every option has ``--help``)::
 ``--config FILE`` holds option values under their names with ``_`` (those of config.yaml's
 ``tasks.<task>.data``; ``seqmatch.options``); flags given as well override it.
 
-Each data command writes ``DIR/train.jsonl``, ``DIR/test.jsonl`` and ``DIR/meta.json``
+Each data command writes ``DIR/train.jsonl``, ``DIR/val.jsonl`` (``--n-val`` rows carved from
+the training rows; empty by default), ``DIR/test.jsonl`` and ``DIR/meta.json``
 (:func:`seqmatch.data.sources.write_split`); ``tokenizer`` writes a Hugging Face tokenizer directory
 with a ``meta.json``. ``python -m seqmatch.data`` runs :func:`main` (``__main__.py``).
 (The first paragraph above is the parser's description.)
@@ -37,6 +38,7 @@ from seqmatch.data.sources import (
     looks_local,
     sha256_file,
     write_json,
+    carve_validation,
     write_split,
 )
 from seqmatch.data.text import build_text
@@ -50,9 +52,12 @@ from seqmatch.data.translation import build_translation
 
 
 def _add_common(p: argparse.ArgumentParser, *, n_train_help: str, n_test_help: str) -> None:
-    p.add_argument("--out-dir", required=True, help="directory for train.jsonl, test.jsonl, meta.json")
+    p.add_argument("--out-dir", required=True, help="directory for train.jsonl, val.jsonl, test.jsonl, meta.json")
     p.add_argument("--n-train", type=int, default=None, help=n_train_help)
     p.add_argument("--n-test", type=int, default=None, help=n_test_help)
+    p.add_argument("--n-val", type=int, default=0,
+                   help="validation rows carved from the training rows into val.jsonl (for tuning; the runs "
+                        "train on the rest)")
     p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same files; default 0)")
     p.add_argument("--if-fewer-rows", choices=("error", "warn"), default="error",
                    help="fewer rows than --n-train/--n-test given: stop with an error, or warn and go on")
@@ -196,8 +201,14 @@ def main(argv: Sequence[str] | None = None) -> dict:
     else:  # pragma: no cover - argparse enforces the choices
         raise ValueError(args.cmd)
     _check_sizes(args, task, train, test)
+    if args.n_val and args.n_val >= len(train):
+        raise DataSourceError(f"config key tasks.{task}.data.n_val (flag --n-val) = {args.n_val}: not fewer than "
+                              f"the {len(train)} training rows it is carved from; lower n_val or raise n_train")
+    train, val = carve_validation(train, args.n_val, args.seed)
     meta["command"] = args.cmd
-    meta = write_split(args.out_dir, train, test, meta)
+    if val:
+        meta["validation"] = f"{len(val)} rows carved from the {len(train) + len(val)} training rows (seeded)"
+    meta = write_split(args.out_dir, train, test, meta, val=val)
     print(json.dumps({"out_dir": args.out_dir, "sizes": meta["sizes"], "source": meta["source"],
                       "seconds": round(time.perf_counter() - t0, 2)}), file=sys.stderr)
     return meta

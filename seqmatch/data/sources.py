@@ -86,18 +86,34 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
     _io.write_json(path, obj, sort_keys=True)
 
 
-def write_split(out_dir: str | os.PathLike, train: Sequence[dict], test: Sequence[dict], meta: dict) -> dict:
-    """Write ``train.jsonl``, ``test.jsonl`` and ``meta.json`` (with sizes and file hashes) to ``out_dir``."""
+def write_split(out_dir: str | os.PathLike, train: Sequence[dict], test: Sequence[dict], meta: dict,
+                val: Sequence[dict] = ()) -> dict:
+    """Write ``train.jsonl``, ``val.jsonl`` (empty without a validation split), ``test.jsonl`` and
+    ``meta.json`` (with sizes and file hashes) to ``out_dir``."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    write_jsonl(out / "train.jsonl", train)
-    write_jsonl(out / "test.jsonl", test)
+    splits = {"train": train, "val": val, "test": test}
+    for name, rows in splits.items():
+        write_jsonl(out / f"{name}.jsonl", rows)
     meta = dict(meta)
-    meta["sizes"] = {"train": len(train), "test": len(test)}
-    meta["outputs"] = {name: sha256_file(out / name) for name in ("train.jsonl", "test.jsonl")}
+    meta["sizes"] = {name: len(rows) for name, rows in splits.items()}
+    meta["outputs"] = {f"{name}.jsonl": sha256_file(out / f"{name}.jsonl") for name in splits}
     meta["format"] = "seqmatch.data v1: JSONL rows with prompt, completion, source (+ task fields)"
     write_json(out / "meta.json", meta)
     return meta
+
+
+def carve_validation(train: Sequence[dict], n_val: int, seed: int) -> tuple[list[dict], list[dict]]:
+    """(rest, val): ``n_val`` training rows drawn by a seeded shuffle for tuning, so that
+    hyperparameters are never chosen on the test split; the rest keep their order and are what
+    the runs train on."""
+    if n_val <= 0:
+        return list(train), []
+    if n_val >= len(train):
+        raise ValueError(f"n_val = {n_val} leaves no training rows (the data have {len(train)})")
+    picked = set(_seeded_order(len(train), seed + 7919)[:n_val])  # its own stream: test stays as it was
+    return ([r for i, r in enumerate(train) if i not in picked],
+            [r for i, r in enumerate(train) if i in picked])
 
 
 def _seeded_order(n: int, seed: int) -> list[int]:

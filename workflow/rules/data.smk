@@ -1,4 +1,4 @@
-# Data: generate or download each task's train/test split, then its tokenizer. Each job's options
+# Data: generate or download each task's train/val/test split, then its tokenizer. Each job's options
 # are tasks.<task>.data (seqmatch.runs.Grid.data_config) in a config file beside its outputs.
 
 
@@ -7,6 +7,7 @@ rule data:
         unpack(data_inputs),
     output:
         train="resources/data/{task}/train.jsonl",
+        val="resources/data/{task}/val.jsonl",  # data.n_val rows carved from training (empty if 0)
         test="resources/data/{task}/test.jsonl",
         meta="resources/data/{task}/meta.json",
         config="resources/data/{task}/data_config.json",
