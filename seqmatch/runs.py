@@ -59,6 +59,25 @@ WARM_START_KEYS = ("seed", "steps", "batch_size", "grad_accum", "lr", "weight_de
                    "bc_warmup_steps", "tokenizer")
 
 
+# ---- study settings: named train-key overrides (experiments.<study>.settings), part of a run's
+# directory name as "<divergence>+<setting>". TrainConfig keys that shape only an SM run's SM phase:
+# a BC or MLE run trains the same whatever their values, so a setting that changes only these
+# shares the BC and MLE runs of the defaults (its SM runs are paired with them)
+SM_PHASE_KEYS = ("alpha", "gamma", "divergence", "logit_bound", "initial_value", "bc_warmup_steps",
+                 "beta_final", "beta_anneal_steps", "replay_capacity", "replay_reuse", "gen_batch_size",
+                 "model_rows", "max_prompt_len", "max_new_tokens", "temperature", "top_p",
+                 "grad_diagnostics_every")
+SETTING_SEP = "+"
+SETTING_NAME = r"[A-Za-z0-9_.]+"
+
+
+def split_divergence(field: str) -> tuple[str, str | None]:
+    """A run directory's divergence field -> (divergence, setting or None): 'chi2_mix+alpha1' ->
+    ('chi2_mix', 'alpha1'); 'none' -> ('none', None)."""
+    div, sep, setting = field.partition(SETTING_SEP)
+    return div, (setting if sep else None)
+
+
 def identity(train: dict, model: dict, train_file_sha256: str | None, num_processes: int) -> dict:
     """What makes two runs the same run: the TrainConfig fields that shape the result, the model
     config, the training data's content and the process count. A checkpoint resumes only its own
@@ -177,21 +196,46 @@ class Grid:
             return "resources/tokenizers/pretrained"
         return f"resources/tokenizers/{task}"
 
+    # ---- study settings
+    def settings(self) -> dict[str, dict]:
+        """Every named setting of the studies (experiments.<name>.settings): name -> the train
+        keys it overrides (``semantic_errors`` checks that a name means one thing)."""
+        out = {}
+        for exp in self.exp.values():
+            if isinstance(exp, dict):
+                out.update(exp.get("settings") or {})
+        return out
+
+    def setting_overrides(self, setting: str | None, method: str) -> dict:
+        """What ``setting`` changes in a run of ``method``: all its keys for SM; for the other
+        methods only the keys that shape their training (not ``SM_PHASE_KEYS``)."""
+        over = dict(self.settings()[setting]) if setting else {}
+        return over if method == "sm" else {k: v for k, v in over.items() if k not in SM_PHASE_KEYS}
+
     # ---- run names
-    def canonical(self, task, method, seed, noise="none", eta=0.0, divergence=None) -> dict:
+    def canonical(self, task, method, seed, noise="none", eta=0.0, divergence=None, setting=None) -> dict:
         """The canonical coordinates of a run: MLE/ULK carry no noise; eta 0 and noise 'none' are
-        the same run; only SM has a divergence. Equal runs share one directory (trained once)."""
+        the same run; only SM has a divergence; a study setting is part of the name only where
+        it changes what the run trains (``setting_overrides``). Equal runs share one directory
+        (trained once)."""
         if method in ("mle", "ulk") or float(eta) == 0.0 or noise == "none":
             noise, eta = "none", 0.0
         if method == "sm":
             divergence = divergence or self.task_train(task).get("divergence", "chi2_mix")
         else:
             divergence = "none"
+        if setting and self.setting_overrides(setting, method):
+            divergence = f"{divergence}{SETTING_SEP}{setting}"
         return dict(task=task, method=method, noise=noise, eta=fmt_eta(eta), divergence=divergence,
                     seed=int(seed))
 
-    def run_dir(self, task, method, seed, noise="none", eta=0.0, divergence=None) -> str:
-        return RUN.format(**self.canonical(task, method, seed, noise, eta, divergence))
+    def run_dir(self, task, method, seed, noise="none", eta=0.0, divergence=None, setting=None) -> str:
+        return RUN.format(**self.canonical(task, method, seed, noise, eta, divergence, setting))
+
+    def run_train(self, task, method, divergence_field="none") -> dict:
+        """The TrainConfig values of a run: the task's, with its setting's overrides on top."""
+        _, setting = split_divergence(divergence_field)
+        return {**self.task_train(task), **self.setting_overrides(setting, method)}
 
     # ---- the runs behind each artifact
     def figure3_runs(self) -> list[dict]:
@@ -221,8 +265,31 @@ class Grid:
         return list(runs.values())
 
     def grid_tables(self) -> list[str]:
-        """The experiments that are grid tables: those naming a task (results/<name>.csv)."""
-        return [name for name, exp in self.exp.items() if "task" in exp]
+        """The experiments that are grid tables: those naming a task and no study settings
+        (results/<name>.csv, in the default target)."""
+        return [name for name, exp in self.exp.items() if "task" in exp and "settings" not in exp]
+
+    def studies(self) -> list[str]:
+        """The experiments that are studies: a task and named settings (results/<name>.{csv,png},
+        built on request: ``snakemake --cores all results/<name>.csv``, not in the default target)."""
+        return [name for name, exp in self.exp.items() if "task" in exp and "settings" in exp]
+
+    def study_runs(self, name: str) -> list[dict]:
+        """A study's runs: methods x noise types x etas x settings x seeds of its task, each with
+        its coordinates and directory. Runs a setting does not change (MLE and BC runs of a setting
+        that changes only SM-phase keys, ``setting_overrides``) are the defaults' runs, so every SM
+        run is paired with the BC and MLE runs it would be compared with anyway."""
+        exp = self.exp[name]
+        task = exp["task"]
+        noises, etas = grid_noises_etas(exp)
+        rows = []
+        for method in exp.get("methods", DEFAULT_TABLE_METHODS):
+            for noise, eta, setting, seed in itertools.product(noises or ["none"], etas, exp["settings"],
+                                                               exp["seeds"]):
+                run = self.canonical(task, method, seed, noise, eta, None, setting)
+                rows.append(dict(task=task, method=method, noise=noise, eta=float(eta), setting=setting,
+                                 seed=int(seed), dir=RUN.format(**run)))
+        return rows
 
     def accuracy_tables(self) -> list[str]:
         """The grid tables with the default script: Tables 5-7 and any block like them."""
@@ -301,32 +368,42 @@ class Grid:
         return _unique(r["dir"] for r in rows)
 
     # ---- one run's config
-    def warmup_dir(self, task, method, seed, noise, eta) -> str | None:
+    def warmup_dir(self, task, method, seed, noise, eta, divergence_field="none") -> str | None:
         """The BC run whose first bc_warmup_steps a run starts from: for an SM run, the BC run of
         its task, seed, noise and eta; for a BC run, itself. That BC run's bc_warmup job trains
         them once (``seqmatch.train`` with stop_after_warmup), so SM runs of every divergence and
         the rest of the BC run start when it ends, not after the whole BC run; the choice depends
         on the run alone, not on what else the grid holds. None for MLE and ULK runs, and where
-        there is no warm-up (not ``warm_startable``: bc_warmup_steps 0 or >= steps)."""
-        if method not in ("sm", "bc") or not warm_startable(self.task_train(task)):
+        there is no warm-up (not ``warm_startable``: bc_warmup_steps 0 or >= steps). A study
+        setting's SM run starts from the BC run of that setting (the defaults' BC run where the
+        setting changes only SM-phase keys); one that moves ``bc_warmup_steps`` trains its own
+        warm-up (None: the BC run's snapshot is at another step; the steps are the same)."""
+        _, setting = split_divergence(divergence_field)
+        train = self.run_train(task, method, divergence_field)
+        if method not in ("sm", "bc") or not warm_startable({**train, "method": "sm"}):
             return None
-        return self.run_dir(task, "bc", seed, noise, eta)
+        if method == "sm" and "bc_warmup_steps" in self.setting_overrides(setting, "sm"):
+            return None
+        return self.run_dir(task, "bc", seed, noise, eta, setting=setting)
 
     def run_config(self, task, method, noise, eta, divergence, seed, stop_after_warmup=False) -> dict:
         """The config file of one run (``seqmatch.train --config``) from its canonical coordinates
         (as in ``RUN``): every TrainConfig and ModelConfig value, named as in config.yaml. An SM
         run warm-starts from its BC run's snapshot (``warmup_dir``); a BC run resumes from the
         checkpoint its bc_warmup job (``stop_after_warmup``) left."""
-        train = self.task_train(task)
+        field = divergence
+        divergence, _ = split_divergence(field)
+        train = self.run_train(task, method, field)
         if divergence == "none":
             train.pop("divergence", None)  # not an SM run: TrainConfig's default, unused
         else:
             train["divergence"] = divergence
-        out_dir = RUN.format(task=task, method=method, noise=noise, eta=fmt_eta(eta), divergence=divergence,
+        out_dir = RUN.format(task=task, method=method, noise=noise, eta=fmt_eta(eta), divergence=field,
                              seed=int(seed))
+        warm = method == "sm" and self.warmup_dir(task, method, seed, noise, eta, field)
         train.update(method=method, seed=int(seed), noise=noise, eta=float(eta), out_dir=out_dir,
                      train_file=f"{self.data_dir(task)}/train.jsonl", tokenizer=self.tokenizer_dir(task),
-                     warm_start=(method == "sm" and self.warmup_dir(task, method, seed, noise, eta)) or "")
+                     warm_start=warm or "")
         if stop_after_warmup:  # only in the bc_warmup job's config (absent: the run's params stay as they were)
             train["stop_after_warmup"] = True
         if self.num_processes(task) > 1:  # seqmatch.train refuses a launch of another size (absent: one process)
@@ -360,9 +437,12 @@ class Grid:
     def data_command(task: str) -> str:
         return "arithmetic" if task in ARITH_TASKS else task
 
-    def eval_config(self, task: str, keys=None) -> dict:
-        """Options of ``python -m seqmatch.evaluate``: tasks.<task>.eval (only ``keys``, if given)."""
+    def eval_config(self, task: str, keys=None, split: str = "test") -> dict:
+        """Options of ``python -m seqmatch.evaluate``: tasks.<task>.eval (only ``keys``, if given);
+        on the validation split every row is scored (n_eval is the test split's)."""
         e = dict(self.config["tasks"][task]["eval"])
+        if split == "val":
+            e.pop("n_eval", None)
         return {k: e[k] for k in keys if k in e} if keys is not None else e
 
     # ---- provenance
@@ -404,7 +484,8 @@ def semantic_errors(config: dict, root: str | None = None) -> list[str]:
             lines.append(f"config key '{key}' = {value!r}: expected one of {', '.join(DIVERGENCES)}")
     for name, exp in config.get("experiments", {}).items():
         if isinstance(exp, dict) and isinstance(exp.get("task"), str):  # else a schema error
-            lines += grid_table_errors(config, name, exp, root)
+            lines += (study_errors(config, name, exp) if "settings" in exp
+                      else grid_table_errors(config, name, exp, root))
     if config.get("experiments", {}).get("table2", {}).get("noise") == "ground_truth":
         lines.append("config key 'experiments.table2.noise' = 'ground_truth': ground-truth noise (digits of the "
                      "question's base) needs an arithmetic task, and Table 2's runs are text (use random)")
@@ -491,6 +572,23 @@ def grid_table_errors(config: dict, name: str, exp: dict, root: str | None = Non
         if len(exp.get("divergences") or []) > 1:
             lines.append(f"{key}.divergences': an accuracy table has one SM row, so one divergence "
                          f"(give a script to compare divergences)")
+    lines += _grid_noise_errors(key, exp, task)
+    if exp.get("divergences") and "sm" not in exp.get("methods", DEFAULT_TABLE_METHODS):
+        lines.append(f"{key}.divergences': divergences apply to SM runs only, and methods has no sm")
+    for i, f in enumerate(exp.get("run_files") or []):
+        if task not in RUN_FILES.get(f, ()):
+            has = [g for g, tasks in RUN_FILES.items() if task in tasks]
+            lines.append(f"{key}.run_files.{i}' = {f!r}: {task} runs have {', '.join(has)}")
+    script = exp.get("script")
+    if root is not None and isinstance(script, str) and not os.path.isfile(os.path.join(root, script)):
+        where = "" if os.path.isabs(script) else f" (a path from the repository root, {root})"
+        lines.append(f"{key}.script' = {script!r}: no such file{where}")
+    return lines
+
+
+def _grid_noise_errors(key: str, exp: dict, task: str) -> list[str]:
+    """The noise and eta keys of a grid of runs (a grid table's or a study's)."""
+    lines = []
     for one, many in (("noise", "noise_types"), ("eta", "etas")):
         if one in exp and many in exp:
             lines.append(f"{key}': give {one} or {many}, not both")
@@ -502,16 +600,39 @@ def grid_table_errors(config: dict, name: str, exp: dict, root: str | None = Non
     if "ground_truth" in noises and task not in ARITH_TASKS:
         lines.append(f"{key}': ground_truth noise (digits of the question's base) needs an arithmetic task, "
                      f"not {task}")
-    if exp.get("divergences") and "sm" not in exp.get("methods", DEFAULT_TABLE_METHODS):
-        lines.append(f"{key}.divergences': divergences apply to SM runs only, and methods has no sm")
-    for i, f in enumerate(exp.get("run_files") or []):
-        if task not in RUN_FILES.get(f, ()):
-            has = [g for g, tasks in RUN_FILES.items() if task in tasks]
-            lines.append(f"{key}.run_files.{i}' = {f!r}: {task} runs have {', '.join(has)}")
-    script = exp.get("script")
-    if root is not None and isinstance(script, str) and not os.path.isfile(os.path.join(root, script)):
-        where = "" if os.path.isabs(script) else f" (a path from the repository root, {root})"
-        lines.append(f"{key}.script' = {script!r}: no such file{where}")
+    return lines
+
+
+def study_errors(config: dict, name: str, exp: dict) -> list[str]:
+    """The checks of one study (experiments.<name> with settings) that the schema cannot make."""
+    key, task = f"config key 'experiments.{name}", exp["task"]
+    if name in ARTIFACT_NAMES or not re.fullmatch(r"[A-Za-z0-9_]+", name):
+        return [f"{key}': a study needs a name of letters, digits and _ that no other artifact has "
+                f"(taken: {', '.join(ARTIFACT_NAMES)})"]
+    if task not in config.get("tasks", {}):
+        return [f"{key}.task' = {task!r}: no tasks.{task} block"]
+    if task not in ARITH_TASKS:
+        return [f"{key}.task' = {task!r}: a study scores accuracy, so it needs an arithmetic task "
+                f"({', '.join(ARITH_TASKS)})"]
+    lines = _grid_noise_errors(key, exp, task)
+    if exp.get("split", "val") == "val" and not (config["tasks"][task]["data"].get("n_val") or 0) > 0:
+        lines.append(f"{key}.split' = 'val': tasks.{task}.data.n_val is 0, so there are no validation rows "
+                     f"(set n_val, e.g. 500, or split: test once the settings are chosen)")
+    task_train = {**config["train"], **(config["tasks"][task].get("train") or {})}
+    for setting, over in (exp.get("settings") or {}).items():
+        skey = f"{key}.settings.{setting}"
+        for k in over or {}:
+            if k in RUN_FIELDS or k in WORKFLOW_ONLY:
+                lines.append(f"{skey}.{k}': not a setting (the study's grid or the workflow sets it)")
+        train = {**task_train, **(over or {})}
+        if not 0 < int(train["bc_warmup_steps"]) < int(train["steps"]):
+            lines.append(f"{skey}': bc_warmup_steps = {train['bc_warmup_steps']} must be > 0 and < steps = "
+                         f"{train['steps']} (an SM run needs its BC warm-up and an SM phase)")
+        for other, oexp in config["experiments"].items():
+            if (other < name and isinstance(oexp, dict) and setting in (oexp.get("settings") or {})
+                    and (oexp["settings"][setting] or {}) != (over or {})):
+                lines.append(f"{skey}': also defined, differently, in experiments.{other}.settings (a setting "
+                             f"name is part of run directories: it must mean one thing)")
     return lines
 
 

@@ -323,3 +323,75 @@ def test_schema_errors_say_why_a_grid_table_block_is_wrong():
         "like Tables 5-7, which needs noise and etas)"]
     cfg["experiments"]["table9"]["script"] = "my_table.py"  # any table over the grid: no etas needed
     assert runs.schema_errors(cfg, schema) == []
+
+
+STUDY = {"task": "add_or_sub_in_base", "noise": "ground_truth", "eta": 0.05, "seeds": [0, 1],
+         "settings": {"defaults": {}, "a1": {"alpha": 1.0}, "short": {"bc_warmup_steps": 150},
+                      "long": {"steps": 400, "alpha": 0.1}}}
+
+
+def study_config(**over):
+    cfg = copy.deepcopy(CONFIG)
+    cfg["tasks"]["add_or_sub_in_base"]["data"] = {"n_val": 50}
+    cfg["experiments"]["study"] = {**copy.deepcopy(STUDY), **over}
+    return cfg
+
+
+def test_a_study_setting_names_only_the_runs_it_changes():
+    g = runs.Grid(study_config())
+    sm, bc = f"{ADD}/sm-ground_truth-eta0.05-chi2_mix", f"{ADD}/bc-ground_truth-eta0.05-none"
+    # SM-phase keys change the SM run only; BC and MLE of that setting are the defaults' runs
+    assert g.run_dir("add_or_sub_in_base", "sm", 0, "ground_truth", 0.05, setting="a1") == f"{sm}+a1/seed0"
+    assert g.run_dir("add_or_sub_in_base", "bc", 0, "ground_truth", 0.05, setting="a1") == f"{bc}/seed0"
+    assert g.run_dir("add_or_sub_in_base", "sm", 0, "ground_truth", 0.05, setting="defaults") == f"{sm}/seed0"
+    # steps shapes every run: a BC and an MLE run of their own
+    assert g.run_dir("add_or_sub_in_base", "bc", 0, "ground_truth", 0.05, setting="long") == f"{bc}+long/seed0"
+    assert g.run_dir("add_or_sub_in_base", "mle", 0, setting="long") == f"{ADD}/mle-none-eta0-none+long/seed0"
+    rows = g.study_runs("study")
+    assert len(rows) == 3 * 4 * 2  # methods x settings x seeds
+    assert {r["dir"] for r in rows if r["method"] == "mle"} == {
+        f"{ADD}/mle-none-eta0-none/seed0", f"{ADD}/mle-none-eta0-none/seed1",
+        f"{ADD}/mle-none-eta0-none+long/seed0", f"{ADD}/mle-none-eta0-none+long/seed1"}
+    assert g.studies() == ["study"] and "study" not in g.grid_tables()
+
+
+def test_a_study_setting_run_config_and_warm_start():
+    g = runs.Grid(study_config())
+    cfg = g.run_config("add_or_sub_in_base", "sm", "ground_truth", 0.05, "chi2_mix+a1", 0)["train"]
+    assert cfg["alpha"] == 1.0 and cfg["divergence"] == "chi2_mix" and cfg["steps"] == 200
+    assert cfg["out_dir"] == f"{ADD}/sm-ground_truth-eta0.05-chi2_mix+a1/seed0"
+    assert cfg["warm_start"] == f"{ADD}/bc-ground_truth-eta0.05-none/seed0"  # the defaults' BC warm-up
+    # a later SM phase: the snapshot of the BC run is at another step, the run trains its own warm-up
+    cfg = g.run_config("add_or_sub_in_base", "sm", "ground_truth", 0.05, "chi2_mix+short", 0)["train"]
+    assert cfg["bc_warmup_steps"] == 150 and cfg["warm_start"] == ""
+    # more steps: the SM run starts from the BC run of that setting, which has them too (not alpha)
+    cfg = g.run_config("add_or_sub_in_base", "sm", "ground_truth", 0.05, "chi2_mix+long", 1)["train"]
+    assert cfg["steps"] == 400 and cfg["alpha"] == 0.1
+    assert cfg["warm_start"] == f"{ADD}/bc-ground_truth-eta0.05-none+long/seed1"
+    bc = g.run_config("add_or_sub_in_base", "bc", "ground_truth", 0.05, "none+long", 1)["train"]
+    assert bc["steps"] == 400 and "alpha" not in bc  # the setting's SM-phase key stays out of the BC run
+    assert g.warmup_dir("add_or_sub_in_base", "bc", 1, "ground_truth", 0.05, "none+long") == \
+        f"{ADD}/bc-ground_truth-eta0.05-none+long/seed1"
+
+
+@pytest.mark.parametrize("over, message", [
+    ({"settings": {"a": {"seed": 3}}}, "'experiments.study.settings.a.seed': not a setting"),
+    ({"settings": {"a": {"bc_warmup_steps": 200}}}, "'experiments.study.settings.a': bc_warmup_steps = 200 must be"),
+    ({"task": "text"}, "'experiments.study.task' = 'text': a study scores accuracy"),
+    ({"split": "val", "task": "mul", "settings": {"a1": {"alpha": 1.0}}},
+     "'experiments.study.split' = 'val': tasks.mul.data.n_val is 0"),
+])
+def test_study_errors_name_the_key(over, message):
+    cfg = study_config(**over)
+    cfg["tasks"]["mul"]["data"] = {}
+    errors = runs.semantic_errors(cfg)
+    assert len(errors) == 1 and message in errors[0], errors
+    assert runs.semantic_errors(study_config()) == []
+
+
+def test_a_setting_name_means_one_thing():
+    cfg = study_config()
+    cfg["experiments"]["other"] = {**copy.deepcopy(STUDY), "settings": {"a1": {"alpha": 2.0}}}
+    errors = runs.semantic_errors(cfg)
+    assert len(errors) == 1 and "'experiments.study.settings.a1': also defined, differently, in experiments.other" \
+        in errors[0], errors

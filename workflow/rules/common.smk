@@ -54,15 +54,22 @@ wildcard_constraints:
     method="|".join(runs.METHODS),
     noise="|".join(runs.NOISES),
     eta=r"[0-9]+(\.[0-9]+)?",
-    divergence="|".join(runs.DIVERGENCES + ("none",)),
+    divergence=f"({'|'.join(runs.DIVERGENCES + ('none',))})(\\{runs.SETTING_SEP}{runs.SETTING_NAME})?",
     seed=r"[0-9]+",
     decoding="sample|contrastive",
     annotated="table1|table8",
     grid_table="|".join(map(re.escape, GRID.grid_tables())) or "^$",
+    study="|".join(map(re.escape, GRID.studies())) or "^$",
 
 
 def evals(run_list, name="eval.json"):
     return list(dict.fromkeys(f"{r['dir']}/{name}" for r in run_list))
+
+
+def study_file(study, template):
+    """A run file of a study's split: eval_val.json / generations_val.jsonl on the validation rows,
+    eval.json / generations.jsonl on the test rows."""
+    return template.format("_val" if EXP[study].get("split", "val") == "val" else "")
 
 
 # ------------------------------------------------------------------------------ job configs
@@ -94,7 +101,7 @@ def run_config(wildcards, stop_after_warmup=False):
 def warmup_input(wildcards):
     """The bc_warmup job an SM or BC run starts after (its BC run's; seqmatch.runs.Grid.warmup_dir)."""
     w = wildcards
-    bc = GRID.warmup_dir(w.task, w.method, w.seed, w.noise, w.eta)
+    bc = GRID.warmup_dir(w.task, w.method, w.seed, w.noise, w.eta, w.divergence)
     return [f"{bc}/{runs.WARMUP_DONE}"] if bc else []
 
 

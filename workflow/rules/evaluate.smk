@@ -35,6 +35,29 @@ rule evaluate_arithmetic:
         "--config {output.config} > {log} 2>&1"
 
 
+# The same evaluation on the validation rows (data.n_val, carved from training): what studies
+# choose hyperparameters on, so that the test split is looked at once, for the chosen settings.
+use rule evaluate_arithmetic as evaluate_arithmetic_val with:
+    input:
+        summary=f"{RUN}/summary.json",
+        test="resources/data/{task}/val.jsonl",
+    output:
+        metrics=f"{RUN}/eval_val.json",
+        generations=f"{RUN}/generations_val.jsonl",
+        config=f"{RUN}/eval_val_config.json",
+    log:
+        f"{LOGS}/evaluate/{RUN_ID}_val.log",
+    benchmark:
+        f"{BENCH}/evaluate/{RUN_ID}_val.tsv"
+    params:
+        env=job_env(),
+        config=lambda w: job_config(
+            GRID.eval_config(w.task, split="val"), model_dir=path(f"{RUN}/model", w),
+            test_file=path("resources/data/{task}/val.jsonl", w), out=path(f"{RUN}/eval_val.json", w),
+            generations=path(f"{RUN}/generations_val.jsonl", w), seed=int(w.seed),
+        ),
+
+
 rule evaluate_text:
     input:
         summary=f"{RUN}/summary.json",

@@ -200,3 +200,30 @@ rule scorecard:
         "../envs/seqmatch.yaml"
     script:
         "../scripts/scorecard.py"
+
+
+# Studies, experiments.<name> blocks with settings (seqmatch.runs.Grid.study_runs): every setting's
+# SM runs beside the BC and MLE runs they are paired with, scored on the validation rows. Not in
+# the default target: `snakemake --cores all results/<name>.csv`.
+rule study:
+    input:
+        evals=lambda w: evals(GRID.study_runs(w.study), study_file(w.study, "eval{}.json")),
+        generations=lambda w: evals(GRID.study_runs(w.study), study_file(w.study, "generations{}.jsonl")),
+        summaries=lambda w: evals(GRID.study_runs(w.study), "summary.json"),
+        meta=lambda w: f"{GRID.data_dir(EXP[w.study]['task'])}/meta.json",
+    output:
+        csv=report("results/{study}.csv", caption="../report/study.rst", category="Studies"),
+        png=report("results/{study}.png", caption="../report/study.rst", category="Studies"),
+    log:
+        f"{LOGS}/tables/{{study}}.log",
+    params:
+        runs=lambda w: GRID.study_runs(w.study),
+        split=lambda w: EXP[w.study].get("split", "val"),
+        settings=lambda w: EXP[w.study]["settings"],
+        n_bootstrap=lambda w: EXP[w.study].get("n_bootstrap", 10000),
+        provenance=lambda w: GRID.provenance(EXP[w.study]["task"]),
+    localrule: True
+    conda:
+        "../envs/seqmatch.yaml"
+    script:
+        "../scripts/study_table.py"

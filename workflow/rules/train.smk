@@ -22,7 +22,7 @@ rule bc_warmup:
         f"{BENCH}/bc_warmup/{RUN_ID}.tsv"
     wildcard_constraints:
         method="bc",
-        divergence="none",
+        divergence=f"none(\\{runs.SETTING_SEP}{runs.SETTING_NAME})?",
     params:
         env=job_env(),
         launcher=train_launcher,

@@ -124,3 +124,18 @@ def paired_bootstrap(correct_a: dict, correct_b: dict, n_boot: int = 10000, seed
     return {"mean": float(np.mean(per_seed)), "ci_low": float(lo), "ci_high": float(hi), "per_seed": per_seed,
             "sd_seeds": float(np.std(per_seed, ddof=1)) if k > 1 else math.nan, "n_seeds": k,
             "n_questions": int(min(d.size for d in diffs))}
+
+
+def t_interval(values, level: float = 0.95) -> tuple[float, float]:
+    """Student-t interval of the mean of per-seed values (k − 1 degrees of freedom): the seed-level
+    interval that stays honest with few seeds, where resampling 3 seeds understates the spread.
+    (NaN, NaN) for fewer than 2 values."""
+    from scipy import stats
+
+    x = np.asarray([num(v) for v in values], dtype=float)
+    x = x[np.isfinite(x)]
+    if x.size < 2:
+        return math.nan, math.nan
+    half = float(stats.t.ppf(0.5 + level / 2, x.size - 1) * np.std(x, ddof=1) / math.sqrt(x.size))
+    return float(np.mean(x) - half), float(np.mean(x) + half)
+
