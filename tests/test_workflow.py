@@ -1041,13 +1041,21 @@ def write_fake_results(d: Path) -> dict:
     prov = {k: PROV[k] for k in ("profile", "model", "data_source", "n_train", "n_test", "steps")}
     nan = float("nan")
     tables = {
-        "figure3": [dict(noise_type=p, eta=e, method=m, seed=s, accuracy=a, **prov) for p, e, m, s, a in [
-            ("ground_truth", 0.0, "MLE", 0, 0.3), ("ground_truth", 0.0, "MLE", 1, 0.4),
-            ("ground_truth", 0.05, "BC", 0, 0.2), ("ground_truth", 0.05, "BC", 1, 0.5),
-            ("ground_truth", 0.05, "SM", 0, 0.1), ("ground_truth", 0.05, "SM", 1, 0.1),
-            ("random", 0.0, "MLE", 0, 0.3), ("random", 0.0, "MLE", 1, 0.4),
-            ("random", 0.05, "BC", 0, 0.6), ("random", 0.05, "BC", 1, 0.6),
-            ("random", 0.05, "SM", 0, 0.25), ("random", 0.05, "SM", 1, 0.45)]],
+        # each row carries its cell's aggregate (figure3_csv.py): mean, sd, t interval (given here)
+        "figure3": [dict(noise_type=p, eta=e, method=m, seed=s, accuracy=a, mean_over_seeds=mu, sd_over_seeds=sd,
+                         ci95_low=lo, ci95_high=hi, n_seeds=2, **prov)
+                    for p, e, m, s, a, mu, sd, lo, hi in [
+            ("ground_truth", 0.0, "MLE", 0, 0.3, 0.35, 0.0707, -0.285, 0.985),
+            ("ground_truth", 0.0, "MLE", 1, 0.4, 0.35, 0.0707, -0.285, 0.985),
+            ("ground_truth", 0.05, "BC", 0, 0.2, 0.35, 0.2121, -1.556, 2.256),
+            ("ground_truth", 0.05, "BC", 1, 0.5, 0.35, 0.2121, -1.556, 2.256),
+            ("ground_truth", 0.05, "SM", 0, 0.1, 0.1, 0.0, 0.1, 0.1),
+            ("ground_truth", 0.05, "SM", 1, 0.1, 0.1, 0.0, 0.1, 0.1),
+            ("random", 0.0, "MLE", 0, 0.3, 0.35, 0.0707, -0.285, 0.985),
+            ("random", 0.0, "MLE", 1, 0.4, 0.35, 0.0707, -0.285, 0.985),
+            ("random", 0.05, "BC", 0, 0.6, 0.6, 0.0, 0.6, 0.6), ("random", 0.05, "BC", 1, 0.6, 0.6, 0.0, 0.6, 0.6),
+            ("random", 0.05, "SM", 0, 0.25, 0.35, 0.1414, -0.921, 1.621),
+            ("random", 0.05, "SM", 1, 0.45, 0.35, 0.1414, -0.921, 1.621)]],
         "table1_recovery": [
             dict(method="MLE", noise_type="none", eta=0.0, final_state_correct_mean=0.0, final_state_correct_sd=0.0,
                  first_action_bkspc_mean=0.0, first_action_bkspc_sd=0.0, n_prompts=200, n_seeds=2,
@@ -1073,9 +1081,13 @@ def write_fake_results(d: Path) -> dict:
         "table7": [{"method": "SM", "metric": "accuracy", "eta_0.2_mean": 0.1, "eta_0.2_sd": nan, "n_seeds": 1,
                     **prov}],
         "differences": [dict(metric=m, noise="ground_truth", eta=0.05, comparison=c, mean=mu, ci95_low=lo,
-                             ci95_high=hi, per_seed=ps, n_seeds=2, n_questions=200, **prov)
-                        for m, c, mu, lo, hi, ps in [("accuracy", "SM - BC", 0.0125, -0.04, 0.065, "+0.010 +0.015"),
-                                                     ("recovery", "BC - MLE", 0.13, 0.08, 0.18, "+0.120 +0.140")]],
+                             ci95_high=hi, t95_low=tlo, t95_high=thi, per_seed=ps, n_seeds=2, n_questions=200, **prov)
+                        for m, c, mu, lo, hi, tlo, thi, ps in [
+                            ("accuracy", "SM - BC", 0.0125, -0.04, 0.065, -0.019, 0.044, "+0.010 +0.015"),
+                            ("recovery", "BC - MLE", 0.13, 0.08, 0.18, 0.003, 0.257, "+0.120 +0.140")]],
+        "time_budget": [dict(family=f, jobs=j, job_minutes=m, share=sh, wall_minutes=w) for f, j, m, sh, w in [
+            ("train: add_or_sub_in_base", 20, 60.0, 0.75, nan), ("evaluate: add_or_sub_in_base", 20, 20.0, 0.25, nan),
+            ("all jobs (span of the run: wall minutes)", 40, 80.0, 1.0, 45.5)]],
         "ablation": [dict(divergence=dv, noise_type=n, eta=0.2, accuracy_mean=a, accuracy_sd=nan, n_seeds=1,
                           nonfinite_skipped=0, **prov)
                      for dv, n, a in [("chi2_mix", "ground_truth", 0.155), ("chi2_mix", "random", 0.165),
@@ -1096,11 +1108,14 @@ def test_results_summary_markdown(tmp_path, monkeypatch):
     lines = set(md.splitlines())
     expected = [
         "Profile **unit**; every number below is written from `results/` by "
-        "`workflow/scripts/results_summary.py` (± is the sample sd; no ± where there is one seed).",
-        # Figure 3: MLE 0.3, 0.4 -> 0.35 ± 0.0707; BC 0.2, 0.5 -> 0.35 ± 0.2121; SM 0.25, 0.45 -> 0.35 ± 0.1414
+        "`workflow/scripts/results_summary.py` (± is the sample sd; no ± where there is one seed; "
+        "[low, high] a 95 % interval).",
+        # Figure 3: each cell's mean [t interval] (sd) as the CSV gives them
         "| noise | η | MLE | BC | SM |",
-        "| ground_truth | 0.05 | 0.350 ± 0.071 | 0.350 ± 0.212 | 0.100 ± 0.000 |",
-        "| random | 0.05 | 0.350 ± 0.071 | 0.600 ± 0.000 | 0.350 ± 0.141 |",
+        "| ground_truth | 0.05 | 0.350 [-0.285, 0.985] (sd 0.071) | 0.350 [-1.556, 2.256] (sd 0.212) | "
+        "0.100 [0.100, 0.100] (sd 0.000) |",
+        "| random | 0.05 | 0.350 [-0.285, 0.985] (sd 0.071) | 0.600 [0.600, 0.600] (sd 0.000) | "
+        "0.350 [-0.921, 1.621] (sd 0.141) |",
         "| MLE | none | 0 | 0.000 ± 0.000 | 0.000 ± 0.000 | 0.350 ± 0.071 |",
         "| SM | ground_truth | 0.05 | 0.125 ± 0.035 | 0.900 ± 0.050 | 0.100 ± 0.000 |",
         "| MLE | 0.135 ± 0.071 | 4.57 ± 0.01 | 0.500 ± 0.020 | 110.9 |",
@@ -1115,15 +1130,23 @@ def test_results_summary_markdown(tmp_path, monkeypatch):
         "| MLE | 0.445 ± 0.015 |",
         "| SM | 0.755 ± 0.015 |",
         "| SM | 0.100 |",
-        "| test accuracy | ground_truth | 0.05 | SM - BC | +0.013 | [-0.040, +0.065] | +0.010 +0.015 |",
-        "| mistake recovery | ground_truth | 0.05 | BC - MLE | +0.130 | [+0.080, +0.180] | +0.120 +0.140 |",
+        "| test accuracy | ground_truth | 0.05 | SM - BC | +0.013 | [-0.040, +0.065] | [-0.019, +0.044] | "
+        "+0.010 +0.015 |",
+        "| mistake recovery | ground_truth | 0.05 | BC - MLE | +0.130 | [+0.080, +0.180] | [+0.003, +0.257] | "
+        "+0.120 +0.140 |",
+        "| rule family | jobs | job-minutes | share |",
+        "| train: add_or_sub_in_base | 20 | 60.0 | 75 % |",
+        "| evaluate: add_or_sub_in_base | 20 | 20.0 | 25 % |",
         "| divergence | ground_truth | random |",
         "| chi2_mix | 0.155 | 0.165 |",
         "| js | 0.185 | n/a |",
     ]
     for line in expected:
         assert line in lines, f"{line!r} not in:\n{md}"
-    assert "the first 200 test questions" in md and "accuracy, mean ± sd over 2 seeds (tiny" in md
+    assert "the first 200 test questions" in md
+    assert "test accuracy, mean over 2 seeds with the 95 % Student-t interval [low, high] and the sd between " \
+           "seeds (tiny" in md
+    assert "40 jobs, 80.0 job-minutes, 45.5 minutes from the first job's start to the last one's end" in md
     assert "**Table 5**: en→fr BLEU, one seed;" in md
     assert "**Table 6**: multiplication accuracy, mean ± sd over 2 seeds;" in md
     assert "(tiny llama, 7 steps, data generator)" in md
@@ -1219,3 +1242,105 @@ def test_paired_bootstrap_against_hand_computed_intervals():
     assert one["n_seeds"] == 1 and math.isnan(one["sd_seeds"]) and one["n_questions"] == 400
     with pytest.raises(ValueError, match="seed 0: 3 vs 2 questions"):
         pb({0: [1, 0, 1]}, {0: [1, 0]})
+
+
+def test_t_interval_against_hand_computed_values():
+    """tablelib.t_interval: mean ± t(0.975, k − 1) sd / sqrt(k), with t from tables (12.706 for one
+    degree of freedom, 4.303 for two)."""
+    ti = _tablelib().t_interval
+    lo, hi = ti([0.3, 0.4])  # mean 0.35, sd 0.070711: half 12.7062 * 0.070711 / 1.41421 = 0.63531
+    assert lo == pytest.approx(0.35 - 0.63531, abs=1e-4) and hi == pytest.approx(0.35 + 0.63531, abs=1e-4)
+    lo, hi = ti([0.1, 0.2, 0.6])  # mean 0.3, sd 0.264575: half 4.30265 * 0.264575 / 1.73205 = 0.65724
+    assert lo == pytest.approx(0.3 - 0.65724, abs=1e-4) and hi == pytest.approx(0.3 + 0.65724, abs=1e-4)
+    assert ti([0.5, 0.5, 0.5]) == (0.5, 0.5)
+    assert all(math.isnan(v) for v in ti([0.4])) and all(math.isnan(v) for v in ti([]))
+
+
+def run_script(name: str, monkeypatch, **snake):
+    """Run a workflow script as Snakemake would, with a stand-in `snakemake` object."""
+    import runpy
+    from types import SimpleNamespace as NS
+
+    monkeypatch.syspath_prepend(str(ROOT / "workflow" / "scripts"))
+    fake = NS(log=[], **{k: NS(**v) if isinstance(v, dict) else v for k, v in snake.items()})
+    runpy.run_path(str(ROOT / "workflow" / "scripts" / f"{name}.py"), init_globals={"snakemake": fake})
+
+
+def test_time_budget_sums_benchmarks_per_family_and_spans_the_run(tmp_path, monkeypatch):
+    bench = tmp_path / "benchmarks"
+    jobs = [  # path under benchmarks/, seconds, end time
+        ("train/add_or_sub_in_base/mle-none-eta0-none/seed0.tsv", 120.0, 1000.0),
+        ("bc_warmup/add_or_sub_in_base/bc-random-eta0.05-none/seed0.tsv", 60.0, 1030.0),
+        ("evaluate/add_or_sub_in_base/mle-none-eta0-none/seed0.tsv", 30.0, 1100.0),
+        ("mistakes/add_or_sub_in_base/mle-none-eta0-none/seed0.tsv", 6.0, 1110.0),
+        ("train/text/sm-random-eta0.01-chi2_mix/seed0.tsv", 300.0, 1300.0),
+        ("data/text.tsv", 12.0, 700.0), ("figures/figure1.tsv", 18.0, 1200.0)]
+    for rel, sec, end in jobs:
+        p = bench / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(f"s\th:m:s\tmax_rss\n{sec}\t0:00:00\t1\n")
+        os.utime(p, (end, end))
+    out = tmp_path / "time_budget.csv"
+    run_script("time_budget", monkeypatch, params={"benchmarks": str(bench)}, output={"csv": str(out)})
+    df = pd.read_csv(out).set_index("family")
+    # by hand: train add/sub 180 s = 3 min (2 jobs), text 5 min, evaluate add/sub 36 s = 0.6 min
+    assert df.loc["train: add_or_sub_in_base", "jobs"] == 2
+    assert df.loc["train: add_or_sub_in_base", "job_minutes"] == pytest.approx(3.0)
+    assert df.loc["train: text", "job_minutes"] == pytest.approx(5.0)
+    assert df.loc["evaluate: add_or_sub_in_base", "job_minutes"] == pytest.approx(0.6)
+    assert df.loc["data and tokenizers", "job_minutes"] == pytest.approx(0.2)
+    assert df.loc["figure 1 (toy chain)", "job_minutes"] == pytest.approx(0.3)
+    total = df.iloc[-1]
+    assert total["jobs"] == 7 and total["job_minutes"] == pytest.approx(9.1)
+    # first start 700 - 12 = 688, last end 1300: 612 s
+    assert total["wall_minutes"] == pytest.approx(612 / 60, abs=0.01)
+    assert df.iloc[:-1]["share"].sum() == pytest.approx(1.0, abs=0.01)
+    assert list(df.index[:2]) == ["train: text", "train: add_or_sub_in_base"]  # largest first
+
+
+def test_study_table_pairs_each_setting_with_its_bc_runs(tmp_path, monkeypatch):
+    """Three seeds, 10 validation questions; setting 'a' gains 0.1, 0.2, 0.3 over BC, setting 'b'
+    loses 0.1 on every seed. By hand: SM − BC of a = 0.2, t interval 0.2 ± 4.30265 * 0.1 / sqrt(3)
+    = 0.2 ± 0.24841; of b = -0.1 with no spread; BC − MLE = 0.1 on every seed."""
+    def run(name, correct, log=()):
+        d = tmp_path / name
+        d.mkdir()
+        (d / "generations_val.jsonl").write_text("".join(json.dumps({"correct": bool(c)}) + "\n" for c in correct))
+        (d / "train_log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in log))
+        return str(d)
+
+    def q(k):  # k of 10 questions right
+        return [1] * k + [0] * (10 - k)
+
+    sm_log = [{"beta": 1.0, "gcos_sm_bc": 9.0}, {"beta": 0.5, "gcos_sm_bc": 0.4, "gnorm_regularizer": 1.0,
+                                                  "gnorm_bc": 2.0, "rollout_bkspc_rate": 0.1},
+              {"beta": 0.2, "gcos_sm_bc": 0.6, "gnorm_regularizer": 3.0, "gnorm_bc": 2.0, "rollout_bkspc_rate": 0.3}]
+    runs_ = []
+    for s, (mle, bc) in enumerate([(3, 4), (4, 5), (5, 6)]):
+        mle_dir, bc_dir = run(f"mle{s}", q(mle)), run(f"bc{s}", q(bc))
+        for setting, sm in (("a", bc + 1 + s), ("b", bc - 1)):
+            runs_ += [dict(method="mle", noise="ground_truth", eta=0.05, setting=setting, seed=s, dir=mle_dir),
+                      dict(method="bc", noise="ground_truth", eta=0.05, setting=setting, seed=s, dir=bc_dir),
+                      dict(method="sm", noise="ground_truth", eta=0.05, setting=setting, seed=s,
+                           dir=run(f"sm{setting}{s}", q(sm), sm_log))]
+    meta = tmp_path / "meta.json"
+    meta.write_text(json.dumps({"source": "generator", "sizes": {"train": 50, "val": 10, "test": 20}}))
+    out = {"csv": str(tmp_path / "study.csv"), "png": str(tmp_path / "study.png")}
+    run_script("study_table", monkeypatch, params={"runs": runs_, "split": "val", "n_bootstrap": 500,
+                                                   "settings": {"a": {"alpha": 0.1}, "b": {}}, "provenance": PROV},
+               input={"meta": str(meta)}, output=out)
+    df = pd.read_csv(out["csv"]).set_index("setting")
+    a, b = df.loc["a"], df.loc["b"]
+    assert a["sm_minus_bc"] == pytest.approx(0.2) and a["sm_minus_bc_per_seed"] == "+0.100 +0.200 +0.300"
+    assert a["sm_minus_bc_t95_low"] == pytest.approx(0.2 - 0.24841, abs=1e-4)
+    assert a["sm_minus_bc_t95_high"] == pytest.approx(0.2 + 0.24841, abs=1e-4)
+    assert b["sm_minus_bc"] == pytest.approx(-0.1) and b["sm_minus_bc_t95_high"] == pytest.approx(-0.1)
+    assert b["sm_minus_bc_ci95_low"] < -0.1 < b["sm_minus_bc_ci95_high"] <= 0  # questions resampled
+    assert a["bc_minus_mle"] == pytest.approx(0.1) and a["bc_acc"] == pytest.approx(0.5)
+    assert a["mle_acc"] == pytest.approx(0.4) and a["sm_acc"] == pytest.approx(0.7)
+    assert bool(a["best"]) and not bool(b["best"])
+    assert a["overrides"] == "alpha=0.1" and b["overrides"] == "defaults"
+    # the SM phase's lines only (beta < 1): cos 0.4, 0.6 -> 0.5; |reg|/|bc| 0.5, 1.5 -> 1.0; bkspc 0.2
+    assert a["sm_gcos_sm_bc"] == pytest.approx(0.5) and a["sm_regularizer_over_bc"] == pytest.approx(1.0)
+    assert a["sm_rollout_bkspc_rate"] == pytest.approx(0.2)
+    assert (tmp_path / "study.png").stat().st_size > 0

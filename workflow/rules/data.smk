@@ -13,6 +13,8 @@ rule data:
         config="resources/data/{task}/data_config.json",
     log:
         f"{LOGS}/data/{{task}}.log",
+    benchmark:
+        f"{BENCH}/data/{{task}}.tsv"
     params:
         env=job_env(),
         command=lambda w: GRID.data_command(w.task),
@@ -40,6 +42,8 @@ if config["tokenizer"]["name_or_path"]:
             directory("resources/tokenizers/pretrained"),
         log:
             f"{LOGS}/tokenizers/pretrained.log",
+        benchmark:
+            f"{BENCH}/tokenizers/pretrained.tsv"
         params:
             name=config["tokenizer"]["name_or_path"],
         threads: threads("data")
@@ -60,6 +64,8 @@ else:
             config="resources/tokenizers/{task}_config.json",
         log:
             f"{LOGS}/tokenizers/{{task}}.log",
+        benchmark:
+            f"{BENCH}/tokenizers/{{task}}.tsv"
         params:
             env=job_env(),
             config=lambda w: job_config(

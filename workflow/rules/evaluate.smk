@@ -143,6 +143,8 @@ rule mistakes_arithmetic:
         config="resources/tables/table1_raw_config.json",
     log:
         f"{LOGS}/tables/table1_raw.log",
+    benchmark:
+        f"{BENCH}/mistakes/add_or_sub_in_base/table1_raw.tsv"
     params:
         env=job_env(),
         config=job_config(
@@ -206,6 +208,8 @@ rule mistakes_text:
         config="resources/tables/table8_raw_config.json",
     log:
         f"{LOGS}/tables/table8_raw.log",
+    benchmark:
+        f"{BENCH}/mistakes/text/table8_raw.tsv"
     params:
         env=job_env(),
         config=job_config(

@@ -93,6 +93,8 @@ rule training_curves:
         ),
     log:
         f"{LOGS}/figures/training_curves_{{artifact}}.log",
+    benchmark:
+        f"{BENCH}/figures/training_curves/{{artifact}}.tsv"
     wildcard_constraints:
         artifact="|".join(GRID.curve_artifacts()),
     params:

@@ -174,6 +174,7 @@ rule results_summary:
         table4="results/table4.csv",
         accuracy=[f"results/{t}.csv" for t in GRID.accuracy_tables()],
         ablation="results/ablation_divergence.csv",
+        time_budget="results/time_budget.csv",
     output:
         md=report("results/summary.md", caption="../report/summary.rst", category="Summary"),
     log:
@@ -183,6 +184,25 @@ rule results_summary:
         "../envs/seqmatch.yaml"
     script:
         "../scripts/results_summary.py"
+
+
+# Where the default target's compute goes (README "Time budget"): the job benchmarks summed per
+# rule family, and the run's span. It runs after every other artifact (its inputs), so the span
+# covers the whole run when the run started from nothing.
+rule time_budget:
+    input:
+        artifacts=lambda w: [f for f in all_artifacts() if f not in ("results/time_budget.csv", "results/summary.md")],
+    output:
+        csv=report("results/time_budget.csv", caption="../report/time_budget.rst", category="Summary"),
+    log:
+        f"{LOGS}/tables/time_budget.log",
+    params:
+        benchmarks=BENCH,
+    localrule: True
+    conda:
+        "../envs/seqmatch.yaml"
+    script:
+        "../scripts/time_budget.py"
 
 
 rule scorecard:

@@ -1,5 +1,6 @@
 """Figure 3: arithmetic accuracy vs noise level, one panel per noise type; BC and SM as lines with
-error bars (sd over seeds), MLE as a flat line with a band (it is trained without noise)."""
+error bars (the 95 % Student-t interval of the mean over seeds, figure3.csv), MLE as a flat line
+with a band (the same interval; it is trained without noise); each seed as a small dot."""
 
 import matplotlib
 
@@ -21,19 +22,25 @@ for ax, panel in zip(axes[0], panels):
     sub = df[df["noise_type"] == panel]
     etas = sorted(sub.loc[sub["method"] != "MLE", "eta"].unique())
     lo, hi = (min(etas), max(etas)) if etas else (0.0, 1.0)
-    mle = sub[sub["method"] == "MLE"]["accuracy"]
+    span = (hi - lo) if hi > lo else max(lo, 0.02)
+    mle = sub[sub["method"] == "MLE"]
     if len(mle):
-        m, s = mle.mean(), (mle.std(ddof=1) if len(mle) > 1 else 0.0)
-        ax.axhline(m, color=colors["MLE"], ls="--", label=labels["MLE"])
-        ax.axhspan(m - s, m + s, color=colors["MLE"], alpha=0.15, lw=0)
-    for method in ("BC", "SM"):
-        g = sub[sub["method"] == method].groupby("eta")["accuracy"]
-        if not len(sub[sub["method"] == method]):
+        m = mle.iloc[0]
+        ax.axhline(m["mean_over_seeds"], color=colors["MLE"], ls="--", label=labels["MLE"])
+        if pd.notna(m["ci95_low"]):
+            ax.axhspan(m["ci95_low"], m["ci95_high"], color=colors["MLE"], alpha=0.15, lw=0)
+    for k, method in enumerate(("BC", "SM")):
+        rows = sub[sub["method"] == method]
+        if not len(rows):
             continue
-        agg = g.agg(["mean", "std", "count"]).reset_index().fillna({"std": 0.0})
-        ax.errorbar(agg["eta"], agg["mean"], yerr=agg["std"], marker="o", capsize=3,
+        agg = rows.groupby("eta")[["mean_over_seeds", "ci95_low", "ci95_high"]].first().reset_index()
+        shift = (k - 0.5) * 0.04 * span  # BC and SM side by side at each eta
+        err = [(agg["mean_over_seeds"] - agg["ci95_low"]).fillna(0.0),
+               (agg["ci95_high"] - agg["mean_over_seeds"]).fillna(0.0)]
+        ax.errorbar(agg["eta"] + shift, agg["mean_over_seeds"], yerr=err, marker="o", capsize=3,
                     color=colors[method], label=labels[method])
-    pad = 0.05 * (hi - lo) if hi > lo else 0.01
+        ax.plot(rows["eta"] + shift, rows["accuracy"], ".", color=colors[method], alpha=0.4, ms=4)
+    pad = 0.15 * span
     ax.set_xlim(lo - pad, hi + pad)
     ax.set_title(titles.get(panel, panel))
     ax.set_xlabel("noise level η")
@@ -42,7 +49,7 @@ axes[0][0].set_ylabel("test accuracy")
 axes[0][-1].legend(fontsize=8, loc="best")
 seeds = df["seed"].nunique()
 prov = df.iloc[0]
-fig.suptitle(f"add_or_sub_in_base, {prov['profile']} profile, {prov['model']}; error bars: sd over {seeds} seeds",
+fig.suptitle(f"add_or_sub_in_base, {prov['profile']} profile, {prov['model']}; error bars: 95 % t interval over {seeds} seeds",
              fontsize=8)
 fig.tight_layout()
 for path in (snakemake.output.pdf, snakemake.output.png):  # noqa: F821

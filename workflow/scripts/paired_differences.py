@@ -3,7 +3,9 @@ test question, for every noise type and eta of Figure 3 (clean test accuracy, fr
 generations.jsonl) and of Table 1's mistake recovery (share of mistake-prompted completions whose
 final state is correct, from mistakes.json). One row per (metric, noise, eta, comparison): the
 mean over seeds of the per-seed difference, its 95 % hierarchical bootstrap interval (seeds, then
-questions; tablelib.paired_bootstrap), the per-seed differences and their sd."""
+questions; tablelib.paired_bootstrap), the Student-t 95 % interval of the per-seed differences
+(k − 1 degrees of freedom; wider, and the one to trust with few seeds: resampling three seeds
+understates their spread), the per-seed differences and their sd."""
 
 import json
 import os
@@ -14,7 +16,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from tablelib import atomic_savefig, log_to, paired_bootstrap, provenance_columns, write_csv  # noqa: E402
+from tablelib import atomic_savefig, log_to, paired_bootstrap, provenance_columns, t_interval, write_csv  # noqa: E402
 
 log_to(snakemake)  # noqa: F821
 runs = snakemake.params.runs  # noqa: F821
@@ -44,9 +46,11 @@ for metric in ("accuracy", "recovery"):
             da = {s: per_question(dirs[(a, s)], metric) for s in seeds}
             db = {s: per_question(mle[s] if b == "mle" else dirs[(b, s)], metric) for s in seeds}
             res = paired_bootstrap(da, db, n_boot=n_boot, seed=0)
+            t_lo, t_hi = t_interval(res["per_seed"])
             rows.append({"metric": metric, "noise": noise, "eta": eta, "comparison": name, "mean": res["mean"],
                          "ci95_low": res["ci_low"], "ci95_high": res["ci_high"],
                          "ci_excludes_0": bool(res["ci_low"] > 0 or res["ci_high"] < 0),
+                         "t95_low": t_lo, "t95_high": t_hi, "t95_excludes_0": bool(t_lo > 0 or t_hi < 0),
                          "sd_seeds": res["sd_seeds"], "per_seed": " ".join(f"{v:+.3f}" for v in res["per_seed"]),
                          "n_seeds": res["n_seeds"], "n_questions": res["n_questions"], "n_bootstrap": n_boot,
                          **prov})

@@ -18,7 +18,8 @@ from tablelib import log_to, mean_sd, num, write_text
 
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 # summary.md's inputs: the rule's input names ("accuracy": the accuracy tables' CSVs, a list)
-INPUTS = ("figure3", "differences", "table1_recovery", "table2", "table3", "table4", "accuracy", "ablation")
+INPUTS = ("figure3", "differences", "table1_recovery", "table2", "table3", "table4", "accuracy", "ablation",
+          "time_budget")
 # titles of the paper's accuracy tables; another one is titled by its name and metric
 ACCURACY_TITLES = {"table5": "**Table 5**: en→fr BLEU", "table6": "**Table 6**: multiplication accuracy",
                    "table7": "**Table 7**: prime-factor accuracy"}
@@ -74,32 +75,53 @@ def read(paths, name, columns) -> pd.DataFrame:
 # ------------------------------------------------------------------------------ sections
 
 
+def ci(mean, lo, hi, digits=3, signed=False) -> str:
+    """'0.365 [0.301, 0.429]'; the mean alone where there is no interval (one seed)."""
+    mean, lo, hi = num(mean), num(lo), num(hi)
+    if not math.isfinite(mean):
+        return "n/a"
+    f = f"{{:{'+' if signed else ''}.{digits}f}}"
+    return f.format(mean) + (f" [{f.format(lo)}, {f.format(hi)}]" if math.isfinite(lo) and math.isfinite(hi) else "")
+
+
 def figure3(paths) -> list[str]:
-    df = read(paths, "figure3", ["noise_type", "eta", "method", "seed", "accuracy"])
-    out = [f"**Figure 3**: add/sub in base, test accuracy, {spread(df['seed'].nunique())} "
-           f"({scale(df)}). MLE is trained without noise: one value per panel.", ""]
+    df = read(paths, "figure3", ["noise_type", "eta", "method", "seed", "accuracy", "mean_over_seeds",
+                                 "ci95_low", "ci95_high", "sd_over_seeds", "n_seeds"])
+    n = int(df["n_seeds"].min())
+    out = [f"**Figure 3**: add/sub in base, test accuracy, mean over {n} seeds with the 95 % Student-t "
+           f"interval [low, high] and the sd between seeds ({scale(df)}). MLE is trained without noise: one "
+           "value per panel.", ""]
     rows = []
     for panel in dict.fromkeys(df["noise_type"]):
         sub = df[df["noise_type"] == panel]
-        mle = fmt(*mean_sd(sub.loc[sub["method"] == "MLE", "accuracy"])[:2])
+
+        def cell(method, eta=None):
+            r = sub[(sub["method"] == method) & ((sub["eta"] == eta) if eta is not None else True)]
+            if r.empty:
+                return "n/a"
+            r = r.iloc[0]
+            return ci(r.mean_over_seeds, r.ci95_low, r.ci95_high) + (
+                f" (sd {r.sd_over_seeds:.3f})" if math.isfinite(num(r.sd_over_seeds)) else "")
+
         for eta in sorted(sub.loc[sub["method"] != "MLE", "eta"].unique()):
-            cells = [fmt(*mean_sd(sub.loc[(sub["method"] == m) & (sub["eta"] == eta), "accuracy"])[:2])
-                     for m in ("BC", "SM")]
-            rows.append([panel, f"{eta:g}", mle, *cells])
+            rows.append([panel, f"{eta:g}", cell("MLE"), cell("BC", eta), cell("SM", eta)])
     return out + table(["noise", "η", "MLE", "BC", "SM"], rows)
 
 
 def differences(paths) -> list[str]:
-    cols = ["metric", "noise", "eta", "comparison", "mean", "ci95_low", "ci95_high", "per_seed", "n_seeds",
-            "n_questions"]
+    cols = ["metric", "noise", "eta", "comparison", "mean", "ci95_low", "ci95_high", "t95_low", "t95_high",
+            "per_seed", "n_seeds", "n_questions"]
     df = read(paths, "differences", cols)
     out = [f"**Paired differences** (Figure 3's runs, `results/differences.csv`): SM − BC and BC − MLE, "
-           f"paired by seed and test question; mean over {int(df['n_seeds'].min())} seeds with a 95 % "
-           "bootstrap interval (seeds, then questions), and each seed's difference.", ""]
+           f"paired by seed and test question; mean over {int(df['n_seeds'].min())} seeds with the 95 % "
+           "two-level bootstrap interval (seeds, then questions) and the 95 % Student-t interval of the "
+           "per-seed differences (wider: with few seeds the one to trust), and each seed's difference.", ""]
     rows = [[{"accuracy": "test accuracy", "recovery": "mistake recovery"}.get(r.metric, r.metric), r.noise,
              f"{r.eta:g}", r.comparison, f"{r.mean:+.3f}", f"[{r.ci95_low:+.3f}, {r.ci95_high:+.3f}]",
+             f"[{r.t95_low:+.3f}, {r.t95_high:+.3f}]" if math.isfinite(num(r.t95_low)) else "n/a",
              str(r.per_seed)] for r in df.itertuples()]
-    return out + table(["metric", "noise", "η", "difference", "mean", "95 % CI", "per seed"], rows)
+    return out + table(["metric", "noise", "η", "difference", "mean", "bootstrap 95 % CI", "t 95 % CI",
+                        "per seed"], rows)
 
 
 def table1_recovery(paths) -> list[str]:
@@ -179,6 +201,18 @@ def ablation(paths) -> list[str]:
     return out + table(["divergence", *noises], rows)
 
 
+def time_budget(paths) -> list[str]:
+    df = pd.read_csv(paths["time_budget"], keep_default_na=False, na_values=[""])
+    need(df, paths["time_budget"], ["family", "jobs", "job_minutes", "share", "wall_minutes"])
+    last = df.iloc[-1]
+    out = [f"**Time budget** of the run behind these numbers (`results/time_budget.csv`, from the jobs' "
+           f"Snakemake benchmarks): {int(last['jobs'])} jobs, {num(last['job_minutes']):.1f} job-minutes, "
+           f"{num(last['wall_minutes']):.1f} minutes from the first job's start to the last one's end.", ""]
+    rows = [[r.family, int(r.jobs), f"{num(r.job_minutes):.1f}", f"{100 * num(r.share):.0f} %"]
+            for r in df.iloc[:-1].itertuples()]
+    return out + table(["rule family", "jobs", "job-minutes", "share"], rows)
+
+
 def summarize(paths: dict) -> str:
     """The markdown of summary.md from the CSVs named by paths (keys: INPUTS)."""
     missing = [k for k in INPUTS if k not in paths]
@@ -186,8 +220,10 @@ def summarize(paths: dict) -> str:
         raise ValueError(f"no input named {', '.join(missing)}")
     profile = read(paths, "figure3", ["profile"])["profile"].iloc[0]
     lines = [f"Profile **{profile}**; every number below is written from `results/` by "
-             "`workflow/scripts/results_summary.py` (± is the sample sd; no ± where there is one seed).", ""]
-    for section in (figure3, differences, table1_recovery, table2, timing, accuracy_tables, ablation):
+             "`workflow/scripts/results_summary.py` (± is the sample sd; no ± where there is one seed; "
+             "[low, high] a 95 % interval).", ""]
+    for section in (figure3, differences, table1_recovery, table2, timing, accuracy_tables, ablation,
+                    time_budget):
         lines += section(paths)
     return "\n".join(lines).rstrip("\n") + "\n"
 

@@ -1,0 +1,55 @@
+"""results/time_budget.csv: where the default target's compute goes, from the jobs' Snakemake
+benchmark files (resources/benchmarks/<rule>/...tsv, one per job that ran). One row per rule
+family (training per task, evaluation per task, data and tokenizers, figures and tables): jobs,
+job-minutes (the sum of the jobs' wall times; with two jobs side by side the run's wall time is
+about half) and their share, and a last row for the whole run: the span from the first job's start
+to the last job's end (each start is the benchmark file's time minus the job's seconds), which is
+the run's wall time when every job ran in one `snakemake` invocation."""
+
+import glob
+import os
+
+import pandas as pd
+
+from tablelib import log_to, write_csv
+
+log_to(snakemake)  # noqa: F821
+bench = snakemake.params.benchmarks  # noqa: F821
+
+def family(top: str, rel: str) -> str:
+    """The family of a benchmark file from its directory (resources/benchmarks/<top>/<rel>):
+    'train: add_or_sub_in_base', 'evaluate: text', 'data and tokenizers', 'figure 1 (toy chain)',
+    'figures and tables'."""
+    task = rel.split(os.sep)[0]
+    if top in ("train", "bc_warmup"):
+        return f"train: {task}"
+    if top in ("evaluate", "mistakes"):
+        return f"evaluate: {task}"
+    if top in ("data", "tokenizers"):
+        return "data and tokenizers"
+    if top == "figures" and rel.startswith("figure1"):
+        return "figure 1 (toy chain)"
+    return "figures and tables"
+
+
+rows, starts, ends = [], [], []
+for path in sorted(glob.glob(os.path.join(bench, "**", "*.tsv"), recursive=True)):
+    rel = os.path.relpath(path, bench)
+    top, rest = rel.split(os.sep, 1)
+    seconds = float(pd.read_csv(path, sep="\t")["s"].iloc[-1])
+    end = os.path.getmtime(path)
+    starts.append(end - seconds)
+    ends.append(end)
+    rows.append({"family": family(top, rest), "seconds": seconds})
+
+df = pd.DataFrame(rows, columns=["family", "seconds"])
+agg = df.groupby("family").agg(jobs=("seconds", "size"), job_minutes=("seconds", lambda s: s.sum() / 60))
+agg = agg.sort_values("job_minutes", ascending=False).reset_index()
+total = agg["job_minutes"].sum()
+agg["share"] = agg["job_minutes"] / total if total else 0.0
+span = (max(ends) - min(starts)) / 60 if starts else float("nan")
+agg.loc[len(agg)] = {"family": "all jobs (span of the run: wall minutes)", "jobs": int(agg["jobs"].sum()),
+                     "job_minutes": total, "share": 1.0}
+agg["wall_minutes"] = [float("nan")] * (len(agg) - 1) + [span]
+write_csv(agg.round({"job_minutes": 2, "share": 3, "wall_minutes": 2}), snakemake.output.csv)  # noqa: F821
+print(agg.to_string())
