@@ -38,7 +38,7 @@ ARTIFACTS = [
     "figure3.pdf", "figure3.png", "figure3.csv",
     *[f"table{i}.csv" for i in range(1, 9)], "table1_recovery.csv",
     "ablation_divergence.csv", "scorecard.csv", "scorecard.md", "summary.md",
-    "differences.csv", "differences.png",
+    "differences.csv", "differences.png", "time_budget.csv",
 ]
 # results/training_curves/<artifact>/: one PNG per run behind each artifact
 CURVE_ARTIFACTS = ["figure3", "table1_recovery", "table2", "table3", "table4", "ablation_divergence",
@@ -500,6 +500,17 @@ def check_artifacts(results: Path, cfg: dict, extra=()) -> None:
     assert set(f3["noise_type"]) == set(ex["figure3"]["noise_types"])
     assert set(f3["seed"]) == set(ex["figure3"]["seeds"])
     assert _finite(f3["accuracy"]) and f3["accuracy"].between(0, 1).all()
+    for _, cell in f3.groupby(["noise_type", "method", "eta"]):  # each row carries its cell's aggregate
+        assert cell["mean_over_seeds"].iloc[0] == pytest.approx(cell["accuracy"].mean())
+        assert (cell["n_seeds"] == len(cell)).all()
+        if len(cell) > 1:
+            assert cell["ci95_low"].iloc[0] <= cell["mean_over_seeds"].iloc[0] <= cell["ci95_high"].iloc[0]
+    assert (diff["t95_low"] <= diff["mean"] + 1e-12).all() and (diff["mean"] <= diff["t95_high"] + 1e-12).all()
+
+    budget = pd.read_csv(results / "time_budget.csv")
+    assert budget["family"].iloc[-1].startswith("all jobs") and budget["wall_minutes"].iloc[-1] > 0
+    assert any(f.startswith("train: add_or_sub_in_base") for f in budget["family"])
+    assert budget["share"].iloc[:-1].sum() == pytest.approx(1.0, abs=0.01)
 
     t1 = pd.read_csv(results / "table1.csv", keep_default_na=False)
     assert {"ground_truth_qa", "prompt_with_mistake", "completion_actions", "final_state"} <= set(t1.columns)
@@ -521,7 +532,7 @@ def check_artifacts(results: Path, cfg: dict, extra=()) -> None:
 
     summary = (results / "summary.md").read_text()
     for title in ("**Figure 3**", "**Table 1, mistake recovery**", "**Table 2**", "**Tables 3 and 4**",
-                  "**Table 5**", "**Table 6**", "**Table 7**", "**App. G.1 ablation**"):
+                  "**Table 5**", "**Table 6**", "**Table 7**", "**App. G.1 ablation**", "**Time budget**"):
         assert title in summary, title
     assert f"Profile **{cfg['profile_name']}**" in summary
 
@@ -560,8 +571,11 @@ def check_artifacts(results: Path, cfg: dict, extra=()) -> None:
     assert _finite(ab["accuracy_mean"])
 
     card = pd.read_csv(results / "scorecard.csv")
-    assert {"artifact", "row", "column", "paper", "paper_sd", "ours", "ours_sd",
-            "profile", "model", "data_source", "scale"} <= set(card.columns)
+    assert {"artifact", "row", "column", "paper", "paper_sd", "ours", "ours_sd", "ours_n", "ours_ci95_low",
+            "ours_ci95_high", "profile", "model", "data_source", "scale"} <= set(card.columns)
+    with_ci = card[card["ours_ci95_low"].notna()]
+    assert ((with_ci["ours_ci95_low"] <= with_ci["ours"]) & (with_ci["ours"] <= with_ci["ours_ci95_high"])).all()
+    assert card.loc[card["artifact"] == "table2", "ours_ci95_low"].notna().any()  # over the draws
     assert set(card["profile"]) == {cfg["profile_name"]}
     assert {"table1", "table2", "table3", "table4", "table5", "table6", "table7", "table8",
             "ablation_divergence"} <= set(card["artifact"])

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from tablelib import log_to, num, write_csv, write_text
+from tablelib import log_to, num, t_interval_from, write_csv, write_text
 
 log_to(snakemake)  # noqa: F821
 paper = yaml.safe_load(open(snakemake.input.paper))  # noqa: F821
@@ -48,24 +48,27 @@ def qualitative(df, column):
 
 
 def ours(name, df, row, column):
-    """(mean, sd) of our number for a paper cell, NaN where we have none."""
+    """(mean, sd, n) of our number for a paper cell, NaN where we have none; n counts the seeds or
+    evaluation draws the sd is over (NaN for Tables 3-4, whose sd is over training steps)."""
+    n_c = None
     if name in ("table1", "table8"):
-        return qualitative(df, column)
+        return (*qualitative(df, column), math.nan)
     if name == "table2":
         r = df[df["method"] == row]
-        mean_c, sd_c = f"{column}_mean", f"{column}_sd"
+        mean_c, sd_c, n_c = f"{column}_mean", f"{column}_sd", "draws"
     elif name in ("table3", "table4"):
         r = df[df["procedure"] == row]
         mean_c, sd_c = column, SD_COLUMN.get(column)
     elif name in ("table5", "table6", "table7"):
         r = df[df["method"] == row]
-        mean_c, sd_c = f"{column}_mean", f"{column}_sd"
+        mean_c, sd_c, n_c = f"{column}_mean", f"{column}_sd", "n_seeds"
     else:
         raise ValueError(name)
     if r.empty or mean_c not in r.columns:
-        return math.nan, math.nan
+        return math.nan, math.nan, math.nan
     sd = num(r.iloc[0][sd_c]) if sd_c and sd_c in r.columns else math.nan
-    return num(r.iloc[0][mean_c]), sd
+    n = num(r.iloc[0][n_c]) if n_c and n_c in r.columns else math.nan
+    return num(r.iloc[0][mean_c]), sd, n
 
 
 def provenance(name, df):
@@ -102,32 +105,35 @@ for name, entry in paper.items():
             p_mean, p_sd, note = cell(spec)
             if name == "ablation_divergence":
                 sub = df[df["divergence"] == row]
-                targets = [(f"{row} ({r.noise_type}, eta={r.eta:g})", num(r.accuracy_mean), num(r.accuracy_sd))
-                           for r in sub.itertuples()] or [(row, math.nan, math.nan)]
+                targets = [(f"{row} ({r.noise_type}, eta={r.eta:g})", num(r.accuracy_mean), num(r.accuracy_sd),
+                            num(r.n_seeds)) for r in sub.itertuples()] or [(row, math.nan, math.nan, math.nan)]
             else:
-                o_mean, o_sd = ours(name, df, row, column)
-                targets = [(row, o_mean, o_sd)]
-            for label, o_mean, o_sd in targets:
+                targets = [(row, *ours(name, df, row, column))]
+            for label, o_mean, o_sd, o_n in targets:
                 our_note = "" if math.isfinite(o_mean) or not math.isfinite(p_mean) else "not run in this profile"
+                lo, hi = t_interval_from(o_mean, o_sd, o_n)
                 lines.append({"artifact": name, "paper_ref": entry["ref"], "row": label, "column": column,
-                              "paper": p_mean, "paper_sd": p_sd, "ours": o_mean, "ours_sd": o_sd,
+                              "paper": p_mean, "paper_sd": p_sd, "ours": o_mean, "ours_sd": o_sd, "ours_n": o_n,
+                              "ours_ci95_low": lo, "ours_ci95_high": hi,
                               "paper_note": note, "our_note": our_note, **prov})
 
 card = pd.DataFrame(lines)
 write_csv(card, snakemake.output.csv)  # noqa: F821
 
 
-def fmt(mean, sd):
+def fmt(mean, sd, lo=math.nan, hi=math.nan):
     if not math.isfinite(mean):
         return "N/A"
     text = f"{mean:.3g}"
-    return text + (f" ± {sd:.2g}" if math.isfinite(sd) else "")
+    text += f" ± {sd:.2g}" if math.isfinite(sd) else ""
+    return text + (f" [{lo:.3g}, {hi:.3g}]" if math.isfinite(lo) and math.isfinite(hi) else "")
 
 
 md = ["# SequenceMatch scorecard: the paper's numbers beside ours", ""]
 md.append("Paper: Llama-2-7b, QLoRA r = 64, α = 16, 4-bit; openwebtext / opus_books / math_dataset. "
           "Ours: see the model, data and scale of each section. ± is the sd over seeds (tables 5-7, G.1), "
-          "evaluation draws (table 2) or steps (tables 3-4).")
+          "evaluation draws (table 2) or steps (tables 3-4); [low, high] is our 95 % Student-t interval of the "
+          "mean over those seeds or draws (none with one seed, or for timings).")
 md.append("")
 for name, part in card.groupby("artifact", sort=False):
     first = part.iloc[0]
@@ -140,7 +146,7 @@ for name, part in card.groupby("artifact", sort=False):
     md.append("|---|---|---|---|---|")
     for r in part.itertuples():
         note = "; ".join(x for x in (r.paper_note, r.our_note) if isinstance(x, str) and x)
-        md.append(f"| {r.row} | {r.column} | {fmt(r.paper, r.paper_sd)} | {fmt(r.ours, r.ours_sd)} | {note} |")
+        md.append(f"| {r.row} | {r.column} | {fmt(r.paper, r.paper_sd)} | {fmt(r.ours, r.ours_sd, r.ours_ci95_low, r.ours_ci95_high)} | {note} |")
     md.append("")
 write_text(snakemake.output.md, "\n".join(md))  # noqa: F821
 print(card.to_string())

@@ -130,12 +130,21 @@ def t_interval(values, level: float = 0.95) -> tuple[float, float]:
     """Student-t interval of the mean of per-seed values (k − 1 degrees of freedom): the seed-level
     interval that stays honest with few seeds, where resampling 3 seeds understates the spread.
     (NaN, NaN) for fewer than 2 values."""
-    from scipy import stats
-
     x = np.asarray([num(v) for v in values], dtype=float)
     x = x[np.isfinite(x)]
     if x.size < 2:
         return math.nan, math.nan
-    half = float(stats.t.ppf(0.5 + level / 2, x.size - 1) * np.std(x, ddof=1) / math.sqrt(x.size))
-    return float(np.mean(x) - half), float(np.mean(x) + half)
+    return t_interval_from(float(np.mean(x)), float(np.std(x, ddof=1)), x.size, level)
+
+
+def t_interval_from(mean, sd, n, level: float = 0.95) -> tuple[float, float]:
+    """The Student-t interval of ``t_interval`` from a mean, an sd (ddof 1) and a count; (NaN, NaN)
+    where any is missing or n < 2."""
+    from scipy import stats
+
+    mean, sd, n = num(mean), num(sd), num(n)
+    if not (math.isfinite(mean) and math.isfinite(sd) and math.isfinite(n)) or n < 2:
+        return math.nan, math.nan
+    half = float(stats.t.ppf(0.5 + level / 2, n - 1) * sd / math.sqrt(n))
+    return mean - half, mean + half
 
