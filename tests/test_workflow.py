@@ -144,13 +144,17 @@ def test_shipped_configs_are_valid_and_documented():
         assert not errors, [e.message for e in errors]
 
     # every key is documented, and every object forbids unknown keys (tasks and experiments read
-    # another name as a new arithmetic task / accuracy table, whose schema forbids unknown keys)
+    # another name as a new arithmetic task / a grid table or study, and a study's settings name
+    # train keys, all of whose schemas forbid unknown keys)
+    open_maps = {"schema.properties.tasks": {"$ref"}, "schema.properties.experiments": {"if", "then", "else"},
+                 "schema.$defs.study.properties.settings": {"$ref"}}
+
     def walk(node, path):
         if isinstance(node, dict):
             if node.get("type") == "object" or "properties" in node:
                 extra = node.get("additionalProperties")
-                assert extra is False or (path in ("schema.properties.tasks", "schema.properties.experiments")
-                                          and set(extra) == {"$ref"}), f"{path}: additionalProperties must be false"
+                assert extra is False or (path in open_maps and set(extra) == open_maps[path]), \
+                    f"{path}: additionalProperties must be false"
                 for key, sub in node.get("properties", {}).items():
                     target = sub
                     if "$ref" in sub and "description" not in sub:
@@ -481,7 +485,7 @@ def check_artifacts(results: Path, cfg: dict, extra=()) -> None:
     assert not leftovers, f"stray files in results/: {leftovers}"
     ex = cfg["experiments"]
     curves = {p.name for p in (results / "training_curves").iterdir()}
-    grid_tables = [n for n, e in ex.items() if isinstance(e, dict) and "task" in e]
+    grid_tables = [n for n, e in ex.items() if isinstance(e, dict) and "task" in e and "settings" not in e]
     assert curves == set(CURVE_ARTIFACTS) | set(grid_tables), curves
     for name in curves:
         pngs = list((results / "training_curves" / name).glob("*.png"))
@@ -636,10 +640,10 @@ if a.cmd == "tokenizer":
     write(os.path.join(a.out_dir, "tokenizer.json"), "{}")
 else:
     rows = [{"prompt": "Q%d Solution:" % i, "completion": " %d" % i, "answer": str(i)} for i in range(8)]
-    for split in ("train", "test"):
+    for split in ("train", "val", "test"):
         write(os.path.join(a.out_dir, split + ".jsonl"), "".join(json.dumps(r) + "\\n" for r in rows))
     write(os.path.join(a.out_dir, "meta.json"), json.dumps({"source": "stub-" + a.cmd,
-          "stand_in_for": "the paper's data", "sizes": {"train": 8, "test": 8}}))
+          "stand_in_for": "the paper's data", "sizes": {"train": 8, "val": 8, "test": 8}}))
 ''',
     "train.py": '''
 from seqmatch._stub import *
