@@ -42,8 +42,8 @@ def estimator_gradients(run_dir: str, n_batches: int = 32) -> dict:
         grads: dict[str, list[torch.Tensor]] = {"bc": [], "data": [], "plugin": []}
         residue_norms = []
         L = trainer.losses
-        for _ in range(n_batches):
-            batch = trainer.make_batch(trainer.cfg.batch_size, trainer.model_rows, noised=True)
+        for i in range(n_batches):  # i: fresh replay rows for each batch (the replay stream is per step)
+            batch = trainer.make_batch(trainer.cfg.batch_size, trainer.model_rows, noised=True, micro=i)
             logits = trainer.model(**batch.model_inputs()).logits.float()
             outs = {name: L.sequence_match_loss_from_batch(logits, batch, **trainer.sm_kwargs(initial_value=name))
                     for name in ("data", "plugin")}

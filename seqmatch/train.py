@@ -273,19 +273,27 @@ class Trainer:
         return actions_to_inputs(actions, labels=labels, bos_id=self.bos, bkspc_id=self.bkspc,
                                  eos_id=self.eos, prompt_len=min(len(ex.prompt), len(actions)))
 
-    def draw_examples(self, n: int) -> list[Example]:
-        idx = self.rng.integers(0, len(self.examples), size=n)
+    def draw_examples(self, n: int, rng=None) -> list[Example]:
+        idx = (self.rng if rng is None else rng).integers(0, len(self.examples), size=n)
         return [self.examples[i] for i in idx]
+
+    def replay_rng(self, *salt: int) -> np.random.Generator:
+        """The stream of the replay side (rollout prompts, rows drawn from the buffer) at this step:
+        a function of (seed, process, step, salt), so it needs no checkpoint, and apart from the data
+        stream, so an SM run draws exactly the data rows and noise of the BC run it warm-starts from
+        in every step: SM − BC is paired step by step, not only by seed (common random numbers)."""
+        return np.random.default_rng([self.cfg.seed, self.accel.process_index, self.step, *salt])
 
     def rollout_prompts(self, n: int) -> tuple[list[Example], list[list[int]]]:
         """Prompts from training data (App. E): the question for prompted rows, else a random
         prefix of length 1..max_prompt_len; with the examples they come from."""
-        examples, prompts = self.draw_examples(n), []
+        rng = self.replay_rng(0)
+        examples, prompts = self.draw_examples(n, rng), []
         for ex in examples:
             if ex.prompt:
                 prompts.append(ex.prompt[: self.cfg.max_prompt_len])
             else:
-                k = int(self.rng.integers(1, min(self.cfg.max_prompt_len, len(ex.completion) - 1) + 1))
+                k = int(rng.integers(1, min(self.cfg.max_prompt_len, len(ex.completion) - 1) + 1))
                 prompts.append(ex.completion[:k])
         return examples, prompts
 
@@ -387,12 +395,13 @@ class Trainer:
                 rec[f"gcos_{name}_bc"] = float(torch.nn.functional.cosine_similarity(g, bc, dim=0, eps=1e-12))
         return rec
 
-    def make_batch(self, n_data: int, n_model: int, noised: bool):
-        """``n_data`` training rows (noised for BC/SM) and ``n_model`` replayed rollouts, one batch."""
+    def make_batch(self, n_data: int, n_model: int, noised: bool, micro: int = 0):
+        """``n_data`` training rows (noised for BC/SM) and ``n_model`` replayed rollouts, one batch
+        (``micro``: its index among the step's micro-batches)."""
         trajs = [self.data_trajectory(ex, noised) for ex in self.draw_examples(n_data)]
         is_model = [False] * len(trajs)
         if n_model:
-            trajs += [self.model_trajectory(it) for it in self.buffer.sample(n_model, self.rng)]
+            trajs += [self.model_trajectory(it) for it in self.buffer.sample(n_model, self.replay_rng(1, micro))]
             is_model += [True] * n_model
         attn = getattr(self.model_cfg, "attn_implementation", "sdpa")
         return collate(trajs, pad_id=self.pad, attn_implementation=attn, is_model=is_model,
@@ -414,7 +423,7 @@ class Trainer:
                      and self.step % cfg.grad_diagnostics_every == 0)
         self.optimizer.zero_grad(set_to_none=True)
         for m in range(cfg.grad_accum):
-            batch = self.make_batch(micro, n_model, noised)
+            batch = self.make_batch(micro, n_model, noised, m)
             tokens += int(batch.state_mask.sum())
             if want_diag and m == 0:  # its own RNG state: dropout there must not move training's streams
                 dev = self.accel.device

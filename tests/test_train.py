@@ -490,3 +490,28 @@ def test_estimator_diagnostics_on_a_trained_sm_run(toy, tmp_path, capsys):
         assert res[name]["variance"] >= 0 and abs(res[name]["cos_mean_with_bc_mean"]) <= 1 + 1e-6
     assert res["residue_grad_norm_mean"] > 0
     assert diagnostics.main(["estimators", str(tmp_path / "nowhere")]) == 2
+
+
+def test_sm_draws_the_data_rows_and_noise_of_its_bc_run_in_every_step(toy, tmp_path, monkeypatch):
+    """Common random numbers: rollouts and replayed rows come from their own per-step stream, so an
+    SM run's data rows (and their noise) are the BC run's at every step, also after the warm-up,
+    and SM − BC is paired step by step."""
+    seen = {}
+    make_batch = Trainer.make_batch
+
+    def spy(self, n_data, n_model, noised, micro=0):
+        batch = make_batch(self, n_data, n_model, noised, micro)
+        rows = [(ids[m].tolist(), lab[m].tolist())  # unpadded: model rows may pad the batch further
+                for ids, lab, m, is_model in zip(batch.input_ids, batch.labels, batch.state_mask, batch.is_model)
+                if not is_model]
+        seen.setdefault(self.cfg.method, []).append((rows, None, int(batch.is_model.sum())))
+        return batch
+
+    monkeypatch.setattr(Trainer, "make_batch", spy)
+    common = dict(steps=20, bc_warmup_steps=6, beta_anneal_steps=4, checkpoint_every=0)
+    for method in ("bc", "sm"):
+        Trainer(config(toy, tmp_path / method, method=method, **common), model_config()).run()
+    bc, sm = seen["bc"], seen["sm"]
+    assert len(bc) == len(sm) == 20
+    assert all(b[2] == 0 for b in bc) and all(s[2] == 4 for s in sm[7:])  # replay rows once beta < 1
+    assert [b[:2] for b in bc] == [s[:2] for s in sm]
