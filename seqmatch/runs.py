@@ -206,10 +206,14 @@ class Grid:
                 out.update(exp.get("settings") or {})
         return out
 
-    def setting_overrides(self, setting: str | None, method: str) -> dict:
-        """What ``setting`` changes in a run of ``method``: all its keys for SM; for the other
-        methods only the keys that shape their training (not ``SM_PHASE_KEYS``)."""
-        over = dict(self.settings()[setting]) if setting else {}
+    def setting_overrides(self, setting: str | None, method: str, task: str) -> dict:
+        """What ``setting`` changes in a run of ``method`` on ``task``: its keys whose values differ
+        from the task's, all of them for SM, for the other methods only those that shape their
+        training (not ``SM_PHASE_KEYS``). A setting may spell out every key it studies: where it
+        equals the defaults it names the defaults' runs (so choosing a setting as the new defaults
+        leaves every other setting's runs as they were)."""
+        base = self.task_train(task)
+        over = {k: v for k, v in (self.settings()[setting] if setting else {}).items() if base.get(k) != v}
         return over if method == "sm" else {k: v for k, v in over.items() if k not in SM_PHASE_KEYS}
 
     # ---- run names
@@ -224,7 +228,7 @@ class Grid:
             divergence = divergence or self.task_train(task).get("divergence", "chi2_mix")
         else:
             divergence = "none"
-        if setting and self.setting_overrides(setting, method):
+        if setting and self.setting_overrides(setting, method, task):
             divergence = f"{divergence}{SETTING_SEP}{setting}"
         return dict(task=task, method=method, noise=noise, eta=fmt_eta(eta), divergence=divergence,
                     seed=int(seed))
@@ -235,7 +239,7 @@ class Grid:
     def run_train(self, task, method, divergence_field="none") -> dict:
         """The TrainConfig values of a run: the task's, with its setting's overrides on top."""
         _, setting = split_divergence(divergence_field)
-        return {**self.task_train(task), **self.setting_overrides(setting, method)}
+        return {**self.task_train(task), **self.setting_overrides(setting, method, task)}
 
     # ---- the runs behind each artifact
     def figure3_runs(self) -> list[dict]:
@@ -382,7 +386,7 @@ class Grid:
         train = self.run_train(task, method, divergence_field)
         if method not in ("sm", "bc") or not warm_startable({**train, "method": "sm"}):
             return None
-        if method == "sm" and "bc_warmup_steps" in self.setting_overrides(setting, "sm"):
+        if method == "sm" and "bc_warmup_steps" in self.setting_overrides(setting, "sm", task):
             return None
         return self.run_dir(task, "bc", seed, noise, eta, setting=setting)
 

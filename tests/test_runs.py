@@ -344,6 +344,13 @@ def test_a_study_setting_names_only_the_runs_it_changes():
     assert g.run_dir("add_or_sub_in_base", "sm", 0, "ground_truth", 0.05, setting="a1") == f"{sm}+a1/seed0"
     assert g.run_dir("add_or_sub_in_base", "bc", 0, "ground_truth", 0.05, setting="a1") == f"{bc}/seed0"
     assert g.run_dir("add_or_sub_in_base", "sm", 0, "ground_truth", 0.05, setting="defaults") == f"{sm}/seed0"
+    # a setting that spells out the task's own values is the defaults' run too
+    cfg = study_config(settings={"spelled": {"steps": 200, "bc_warmup_steps": 40}, "a1": {"alpha": 1.0, "steps": 200}})
+    g2 = runs.Grid(cfg)
+    assert g2.run_dir("add_or_sub_in_base", "sm", 0, "ground_truth", 0.05, setting="spelled") == f"{sm}/seed0"
+    assert g2.run_dir("add_or_sub_in_base", "bc", 0, "ground_truth", 0.05, setting="a1") == f"{bc}/seed0"
+    assert g2.run_config("add_or_sub_in_base", "sm", "ground_truth", 0.05, "chi2_mix+a1", 0)["train"][
+        "warm_start"] == f"{bc}/seed0"
     # steps shapes every run: a BC and an MLE run of their own
     assert g.run_dir("add_or_sub_in_base", "bc", 0, "ground_truth", 0.05, setting="long") == f"{bc}+long/seed0"
     assert g.run_dir("add_or_sub_in_base", "mle", 0, setting="long") == f"{ADD}/mle-none-eta0-none+long/seed0"
