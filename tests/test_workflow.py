@@ -1323,7 +1323,8 @@ def test_study_table_pairs_each_setting_with_its_bc_runs(tmp_path, monkeypatch):
     def run(name, correct, log=()):
         d = tmp_path / name
         d.mkdir()
-        (d / "generations_val.jsonl").write_text("".join(json.dumps({"correct": bool(c)}) + "\n" for c in correct))
+        (d / "generations_val.jsonl").write_text("".join(json.dumps({"correct": bool(c), "n_bkspc": i % 2})
+                                                         + "\n" for i, c in enumerate(correct)))
         (d / "train_log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in log))
         return str(d)
 
@@ -1361,4 +1362,7 @@ def test_study_table_pairs_each_setting_with_its_bc_runs(tmp_path, monkeypatch):
     # the SM phase's lines only (beta < 1): cos 0.4, 0.6 -> 0.5; |reg|/|bc| 0.5, 1.5 -> 1.0; bkspc 0.2
     assert a["sm_gcos_sm_bc"] == pytest.approx(0.5) and a["sm_regularizer_over_bc"] == pytest.approx(1.0)
     assert a["sm_rollout_bkspc_rate"] == pytest.approx(0.2)
+    # questions 1, 3, 5, 7, 9 use <bkspc>; BC gets questions 0-3, 0-4, 0-5 right: of the five that
+    # backspace, 2/5, 2/5, 3/5 end correct -> 7/15 over seeds
+    assert a["bc_bkspc_used"] == pytest.approx(0.5) and a["bc_correct_given_bkspc"] == pytest.approx(7 / 15)
     assert (tmp_path / "study.png").stat().st_size > 0

@@ -3,7 +3,8 @@
 For every noise type, eta and setting: each method's accuracy on the study's split (mean over
 seeds with a Student-t 95 % interval), SM − BC and BC − MLE paired by seed and question (mean, the
 two-level bootstrap interval of tablelib.paired_bootstrap, the t interval of the per-seed
-differences, each seed's difference), and what the SM runs' training logs say about the SM phase
+differences, each seed's difference), how often BC and SM completions backspace and how often
+those end correct, and what the SM runs' training logs say about the SM phase
 (the SM gradient's cosine with BC's, the regulariser's gradient norm relative to BC's, the rollouts'
 <bkspc> rate and accuracy, V at the data rows' initial states), averaged over the SM phase's
 diagnostic lines and over seeds. `best` marks, per noise type and eta, the setting whose SM − BC
@@ -37,9 +38,20 @@ DIAGNOSTICS = {"gcos_sm_bc": "cos(grad SM, grad BC)", "regularizer_over_bc": "|g
                "sm_v0_data": "V(s0) data rows", "clip_factor": "clip factor"}
 
 
-def per_question(run_dir: str) -> list[float]:
+def generations(run_dir: str) -> list[dict]:
     with open(os.path.join(run_dir, f"generations{suffix}.jsonl")) as f:
-        return [float(json.loads(line)["correct"]) for line in f if line.strip()]
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def per_question(run_dir: str) -> list[float]:
+    return [float(g["correct"]) for g in generations(run_dir)]
+
+
+def backspacing(run_dir: str) -> tuple[float, float]:
+    """(share of completions that use <bkspc>, share of those whose final state is correct)."""
+    gens = generations(run_dir)
+    used = [g for g in gens if g.get("n_bkspc", 0) > 0]
+    return len(used) / max(len(gens), 1), (np.mean([g["correct"] for g in used]) if used else math.nan)
 
 
 def sm_phase(run_dir: str) -> dict:
@@ -81,6 +93,11 @@ for (noise, eta), by_setting in sorted(cells.items()):
             lo, hi = t_interval(accs)
             row.update({f"{method}_acc": mean, f"{method}_acc_sd": sd, f"{method}_acc_t95_low": lo,
                         f"{method}_acc_t95_high": hi, f"{method}_n_seeds": n})
+            if method != "mle":
+                used, right = zip(*[backspacing(dirs[(method, s)]) for s in seeds]) if seeds else ((), ())
+                row.update({f"{method}_bkspc_used": float(np.mean(used)) if used else math.nan,
+                            f"{method}_correct_given_bkspc": float(np.nanmean(right)) if used and any(
+                                np.isfinite(right)) else math.nan})
         for name, a, b in (("sm_minus_bc", "sm", "bc"), ("bc_minus_mle", "bc", "mle")):
             res = paired_bootstrap(correct[a], correct[b], n_boot=n_boot, seed=0)
             lo, hi = t_interval(res["per_seed"])
