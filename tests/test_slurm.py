@@ -11,7 +11,8 @@ of the workflow:
   starts again under the same job id (sacct: PREEMPTED, then COMPLETED; Snakemake submits it once);
 * on CPU only, `scancel`led once its first checkpoint is written: the profile's
   `slurm-status-command: squeue` reports CANCELLED, Snakemake counts the job as failed and submits it
-  again (with sacct, snakemake-executor-plugin-slurm 2.8.0 would wait forever: the timeout).
+  again (with sacct, snakemake-executor-plugin-slurm 2.8.0 reads `CANCELLED by <uid>` as running and
+  waits forever: the timeout).
 Either way the job log says training resumed from a checkpoint of the interrupted attempt, and
 the final weights and training log equal, bit for bit, those of an uninterrupted run of the same
 run config trained here without SLURM.
@@ -110,8 +111,8 @@ def train_jobs(wd: Path) -> list[str]:
     return re.findall(r"submitted with SLURM jobid (\d+) \(log: \S*/rule_train/", (wd / "snakemake.log").read_text())
 
 
-def states(job: str, env: dict) -> list[str]:
-    """sacct's state of every run of a job id (a requeued job has one line per start)."""
+def states(job: str, env: dict) -> list[list[str]]:
+    """sacct's state and allocated TRES of every run of a job id (a requeued job: one per start)."""
     out = sh("sacct", "-j", job, "--duplicates", "-X", "-n", "-P", "-o", "State,AllocTRES", env=env)
     return [line.split("|") for line in out.splitlines()]
 

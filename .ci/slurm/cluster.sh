@@ -196,9 +196,6 @@ EOF
     # an account as a site has one (sbatch -A seqmatch); root may use it
     sacctmgr -i add account seqmatch Description=seqmatch-ci Organization=seqmatch > /dev/null
     sacctmgr -i add user root Account=seqmatch DefaultAccount=seqmatch > /dev/null
-    if [[ -n ${SUDO_USER:-} && $SUDO_USER != root ]]; then  # and whoever ran sudo
-        sacctmgr -i add user "$SUDO_USER" Account=seqmatch DefaultAccount=seqmatch > /dev/null
-    fi
     slurmd < /dev/null >> "$dir/log/daemons.out" 2>&1
     node_idle() { [[ $(sinfo -h -n "$host" -o %t) == idle ]]; }
     if ! wait_for 60 "node $host (idle)" "$dir/log/slurmd.log" node_idle; then
