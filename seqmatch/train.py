@@ -507,6 +507,8 @@ class Trainer:
                 checkpoint.remove(final)
             return False
         self._restore(final, state)
+        if main:  # the job log says where a retried or requeued job went on from
+            print(f"{final}: resuming at step {self.step} of {self.cfg.steps}", file=sys.stderr)
         return True
 
     def _own_streams(self, *salt: int):
