@@ -37,34 +37,40 @@ RUN = "resources/runs/" + RUN_ID
 # written by a BC run stopped after its warm-up (TrainConfig.stop_after_warmup), beside bc_warmup/
 WARMUP_DONE = "bc_warmup.json"
 
-# TrainConfig fields set per run (grid coordinates and file layout), not config.yaml train keys;
-# and train keys of config.yaml that are the workflow's, not TrainConfig's
-RUN_FIELDS = ("method", "train_file", "tokenizer", "out_dir", "seed", "noise", "eta", "warm_start",
+# run config train keys set per run (grid coordinates, file layout; train_file and tokenizer are
+# seqmatch.train's data flags), not config.yaml train keys; SequenceMatchConfig fields of the Python
+# API only (the run config's model section holds the model); and train keys of config.yaml that
+# are the workflow's, not SequenceMatchConfig's
+RUN_FIELDS = ("method", "train_file", "tokenizer", "output_dir", "seed", "noise", "eta", "warm_start",
               "stop_after_warmup")
-# (num_processes is also a TrainConfig field: a run config carries it when > 1, see run_config)
+API_ONLY = ("model_init_kwargs", "eval_steps", "per_device_eval_batch_size")
+# (num_processes is also a SequenceMatchConfig field: a run config carries it when > 1, see run_config)
 WORKFLOW_ONLY = ("num_processes", "launch_device")
 # ModelConfig fields that only apply to a model built from scratch
 FROM_SCRATCH_FIELDS = ("arch", "n_layer", "n_head", "d_model", "d_ff", "max_position_embeddings")
 
 # ------------------------------------------------------------------------------ run identity
 
-# TrainConfig fields that do not change what is trained (where it is written, how often it logs)
+# SequenceMatchConfig fields that do not change what is trained (where it is written, how often it
+# logs, evaluates or saves; the model is the identity's own part)
 # (num_processes: the identity holds the count the run trained on, whatever the config said)
-NOT_IDENTITY = ("out_dir", "checkpoint_every", "log_every", "max_nonfinite", "warm_start", "stop_after_warmup",
-                "grad_diagnostics_every", "num_processes")
+NOT_IDENTITY = ("output_dir", "save_steps", "logging_steps", "max_nonfinite", "warm_start", "stop_after_warmup",
+                "grad_diagnostics_every", "num_processes", "report_to", "eval_steps", "per_device_eval_batch_size",
+                "model_init_kwargs")
 # what an SM run shares with the BC run it warm-starts from: its first bc_warmup_steps are then
 # exactly that BC run's (beta = 1, no replay rows), besides the model, the data and the process count
-WARM_START_KEYS = ("seed", "steps", "batch_size", "grad_accum", "lr", "weight_decay", "warmup_steps",
-                   "max_grad_norm", "mixed_precision", "max_len", "mask_prompt", "noise", "eta",
-                   "bc_warmup_steps", "tokenizer")
+WARM_START_KEYS = ("seed", "max_steps", "per_device_train_batch_size", "gradient_accumulation_steps",
+                   "learning_rate", "weight_decay", "warmup_steps", "max_grad_norm", "mixed_precision", "max_len",
+                   "mask_prompt", "noise", "eta", "bc_warmup_steps")
 
 
-def identity(train: dict, model: dict, train_file_sha256: str | None, num_processes: int) -> dict:
-    """What makes two runs the same run: the TrainConfig fields that shape the result, the model
-    config, the training data's content and the process count. A checkpoint resumes only its own
-    run; an SM run warm-starts only from its own BC run's snapshot."""
+def identity(train: dict, model: dict, data_sha256: str | None, tokenizer_sha256: str | None,
+             num_processes: int) -> dict:
+    """What makes two runs the same run: the SequenceMatchConfig fields that shape the result, the
+    model config, the training rows' and the tokenizer's content and the process count. A
+    checkpoint resumes only its own run; an SM run warm-starts only from its own BC run's snapshot."""
     return {"train": {k: v for k, v in train.items() if k not in NOT_IDENTITY}, "model": dict(model),
-            "train_file_sha256": train_file_sha256, "num_processes": int(num_processes)}
+            "data_sha256": data_sha256, "tokenizer_sha256": tokenizer_sha256, "num_processes": int(num_processes)}
 
 
 def identity_diff(saved: dict, now: dict, train_keys, vs: str) -> list[str]:
@@ -74,8 +80,10 @@ def identity_diff(saved: dict, now: dict, train_keys, vs: str) -> list[str]:
             for k in train_keys if saved["train"].get(k) != now["train"][k]]
     diff += [f"model.{k}: {saved['model'].get(k)!r}{vs}{v!r}"
              for k, v in now["model"].items() if saved["model"].get(k) != v]
-    if saved["train_file_sha256"] != now["train_file_sha256"]:
+    if saved.get("data_sha256") != now["data_sha256"]:
         diff.append("the training data differ")
+    if saved.get("tokenizer_sha256") != now["tokenizer_sha256"]:
+        diff.append("the tokenizers differ")
     if saved.get("num_processes") != now["num_processes"]:
         diff.append(f"num_processes: {saved.get('num_processes')}{vs}{now['num_processes']}")
     return diff
@@ -85,7 +93,7 @@ def warm_startable(train: dict) -> bool:
     """An SM run can start from a BC run's warm-up snapshot: BC runs write it at step
     bc_warmup_steps whenever 0 < bc_warmup_steps < steps (and the workflow's bc_warmup job
     trains those steps once)."""
-    return train.get("method", "sm") == "sm" and 0 < int(train["bc_warmup_steps"]) < int(train["steps"])
+    return train.get("method", "sm") == "sm" and 0 < int(train["bc_warmup_steps"]) < int(train["max_steps"])
 
 
 # ------------------------------------------------------------------------------ the grid
@@ -324,7 +332,7 @@ class Grid:
             train["divergence"] = divergence
         out_dir = RUN.format(task=task, method=method, noise=noise, eta=fmt_eta(eta), divergence=divergence,
                              seed=int(seed))
-        train.update(method=method, seed=int(seed), noise=noise, eta=float(eta), out_dir=out_dir,
+        train.update(method=method, seed=int(seed), noise=noise, eta=float(eta), output_dir=out_dir,
                      train_file=f"{self.data_dir(task)}/train.jsonl", tokenizer=self.tokenizer_dir(task),
                      warm_start=(method == "sm" and self.warmup_dir(task, method, seed, noise, eta)) or "")
         if stop_after_warmup:  # only in the bc_warmup job's config (absent: the run's params stay as they were)
@@ -383,7 +391,38 @@ class Grid:
         """What produced a result (written into every table row and the scorecard)."""
         t = self.task_train(task)
         return dict(profile=self.config["profile_name"], model=self.model_description(task),
-                    steps=int(t["steps"]), batch_size=int(t["batch_size"]))
+                    steps=int(t["max_steps"]), batch_size=int(t["per_device_train_batch_size"]))
+
+
+def _train_sections(config: dict):
+    """(key, dict) of ``train`` and every ``tasks.<task>.train`` of a config."""
+    if isinstance(config.get("train"), dict):
+        yield "train", config["train"]
+    for task, tcfg in (config.get("tasks") or {}).items():
+        if isinstance(tcfg, dict) and isinstance(tcfg.get("train"), dict):
+            yield f"tasks.{task}.train", tcfg["train"]
+
+
+def rename_train_keys(config: dict, user: dict | None = None) -> list[str]:
+    """Replace, in place, the old names of train keys (``steps``, ``lr``, ``batch_size``, ...:
+    ``seqmatch.config.ALIASES``) by the current ones, so that a config file of an earlier seqmatch
+    keeps working. ``user``: what the user gave on top of config.yaml (``--configfile`` files and
+    ``--config``, merged), where an old and a new name of one key with different values is an error
+    (one line each). The shipped files use the current names only, so an old name comes from the
+    user and overrides config.yaml's value."""
+    from seqmatch.config import ALIASES, resolve_aliases
+
+    lines = []
+    for key, section in _train_sections(user or {}):
+        try:
+            resolve_aliases(section, f"config key '{key}'")
+        except ValueError as e:
+            lines.append(str(e))
+    for _, section in _train_sections(config):
+        for old, new in ALIASES.items():
+            if old in section:
+                section[new] = section.pop(old)
+    return lines
 
 
 def semantic_errors(config: dict, root: str | None = None) -> list[str]:
@@ -393,12 +432,14 @@ def semantic_errors(config: dict, root: str | None = None) -> list[str]:
     lines = task_name_errors(config)
     for task, tcfg in config["tasks"].items():
         train = {**config["train"], **tcfg.get("train", {})}
-        if train["batch_size"] % train.get("grad_accum", 1):
-            lines.append(f"config key 'tasks.{task}.train.batch_size' = {train['batch_size']}: "
-                         f"must be a multiple of grad_accum = {train['grad_accum']}")
-        if train.get("bc_warmup_steps", 0) >= train["steps"]:
+        accum = train.get("gradient_accumulation_steps", 1)
+        if train["per_device_train_batch_size"] % accum:
+            lines.append(f"config key 'tasks.{task}.train.per_device_train_batch_size' = "
+                         f"{train['per_device_train_batch_size']}: must be a multiple of "
+                         f"gradient_accumulation_steps = {accum}")
+        if train.get("bc_warmup_steps", 0) >= train["max_steps"]:
             lines.append(f"config key 'tasks.{task}.train.bc_warmup_steps' = {train['bc_warmup_steps']}: "
-                         f"must be < steps = {train['steps']} (SM runs would never use the SM loss)")
+                         f"must be < max_steps = {train['max_steps']} (SM runs would never use the SM loss)")
     for key, value in _divergence_keys(config):
         if value not in DIVERGENCES:
             lines.append(f"config key '{key}' = {value!r}: expected one of {', '.join(DIVERGENCES)}")

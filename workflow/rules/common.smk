@@ -19,7 +19,11 @@ SCHEMA_PATH = os.path.join(workflow.basedir, "workflow", "schemas", "config.sche
 
 def validate_config(cfg):
     """Validate against the schema (snakemake.utils.validate); on failure raise one error that
-    names every bad key. Runs while the Snakefile is parsed, i.e. before any job."""
+    names every bad key. Runs while the Snakefile is parsed, i.e. before any job. Train keys of
+    an earlier seqmatch (steps, lr, ...) are renamed first (runs.rename_train_keys)."""
+    lines = runs.rename_train_keys(cfg, workflow.config_settings.overwrite_config)
+    if lines:
+        raise WorkflowError("Invalid configuration (nothing was run):\n  - " + "\n  - ".join(lines))
     try:
         validate(cfg, schema="../schemas/config.schema.yaml")
     except Exception as exc:  # WorkflowError wrapping a jsonschema.ValidationError
