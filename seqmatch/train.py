@@ -964,6 +964,23 @@ def load_run_config(path: str) -> dict[str, dict]:
             "model": dict(cfg.get("model") or {})}
 
 
+def from_run_config(values: dict) -> SequenceMatchTrainer:
+    """The trainer of a run config ``{"train": {...}, "model": {...}}`` (``load_run_config``): the
+    train section's SequenceMatchConfig fields, its data files and tokenizer (``SCRIPT_FIELDS``),
+    the model section's ModelConfig."""
+    from seqmatch.model import ModelConfig
+
+    train = dict(values["train"])
+    script = {k: train.pop(k, "") for k in SCRIPT_FIELDS}
+    if not script["train_file"]:
+        raise ValueError("train_file (flag --train-file): a JSONL file of training rows is required")
+    rows = load_rows(script["train_file"])
+    eval_rows = load_rows(script["eval_file"]) if script["eval_file"] else None
+    return SequenceMatchTrainer(model=ModelConfig(**values["model"]), args=SequenceMatchConfig(**train),
+                                train_dataset=rows, eval_dataset=eval_rows,
+                                processing_class=script["tokenizer"] or None)
+
+
 def main(argv=None) -> int:
     from seqmatch.model import ModelConfig
 
@@ -978,22 +995,15 @@ def main(argv=None) -> int:
         return 2
     values["train"].update(flags)  # flags override the file
     values["model"].update({k: v for k, v in args.items() if k in mnames})
-    script = {k: values["train"].pop(k, "") for k in SCRIPT_FIELDS}
-    cfg = SequenceMatchConfig(**values["train"])
-    model_cfg = ModelConfig(**values["model"])
     try:
-        if not script["train_file"]:
-            raise ValueError("train_file (flag --train-file): a JSONL file of training rows is required")
-        rows = load_rows(script["train_file"])
-        eval_rows = load_rows(script["eval_file"]) if script["eval_file"] else None
-        trainer = SequenceMatchTrainer(model=model_cfg, args=cfg, train_dataset=rows, eval_dataset=eval_rows,
-                                       processing_class=script["tokenizer"] or None)
+        trainer = from_run_config(values)
     except OSError as e:
         print(f"error: {e.filename}: {e.strerror} (flag --train-file / --eval-file)", file=sys.stderr)
         return 2
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    cfg = trainer.cfg
     out = Path(cfg.output_dir)
     # (a stop_after_warmup job on a finished run goes through train(): it must write bc_warmup.json)
     if not cfg.stop_after_warmup and (out / "summary.json").exists() and (out / "model").exists():

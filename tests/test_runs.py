@@ -13,9 +13,9 @@ CONFIG = {
     "profile_name": "test",
     "tokenizer": {"name_or_path": None},
     "model": {"name_or_path": None, "arch": "llama", "n_layer": 2, "d_model": 64},
-    "train": {"steps": 100, "batch_size": 8, "bc_warmup_steps": 40, "divergence": "chi2_mix", "num_processes": 1},
+    "train": {"max_steps": 100, "per_device_train_batch_size": 8, "bc_warmup_steps": 40, "divergence": "chi2_mix", "num_processes": 1},
     "tasks": {
-        "add_or_sub_in_base": {"train": {"steps": 200, "mask_prompt": True}, "model": {"n_layer": 4}},
+        "add_or_sub_in_base": {"train": {"max_steps": 200, "mask_prompt": True}, "model": {"n_layer": 4}},
         "mul": {}, "list_prime_factors": {},
         "text": {"train": {"bc_warmup_steps": 0}},
         "translation": {},
@@ -143,9 +143,9 @@ def test_run_config_carries_every_value_under_its_config_name():
     g = runs.Grid(CONFIG)
     cfg = g.run_config("add_or_sub_in_base", "sm", "ground_truth", "0.05", "chi2_mix", "0")
     t, m = cfg["train"], cfg["model"]
-    assert t["steps"] == 200 and t["batch_size"] == 8 and t["mask_prompt"] is True  # task over global
+    assert t["max_steps"] == 200 and t["per_device_train_batch_size"] == 8 and t["mask_prompt"] is True  # task over global
     assert (t["method"], t["noise"], t["eta"], t["seed"], t["divergence"]) == ("sm", "ground_truth", 0.05, 0, "chi2_mix")
-    assert t["out_dir"] == f"{ADD}/sm-ground_truth-eta0.05-chi2_mix/seed0"
+    assert t["output_dir"] == f"{ADD}/sm-ground_truth-eta0.05-chi2_mix/seed0"
     assert t["train_file"] == "resources/data/add_or_sub_in_base/train.jsonl"
     assert t["tokenizer"] == "resources/tokenizers/add_or_sub_in_base"
     assert "num_processes" not in t  # one process: absent (the run configs of earlier runs stay as they were)
@@ -179,8 +179,8 @@ def test_warm_up_comes_from_the_bc_run_of_the_same_coordinates_whatever_the_grid
     cfg = copy.deepcopy(CONFIG)
     cfg["tasks"]["add_or_sub_in_base"]["train"]["bc_warmup_steps"] = 200  # = steps: no snapshot
     assert runs.Grid(cfg).warmup_dir("add_or_sub_in_base", "sm", 0, "ground_truth", 0.05) is None
-    assert runs.warm_startable({"method": "sm", "bc_warmup_steps": 1, "steps": 2})
-    assert not runs.warm_startable({"method": "sm", "bc_warmup_steps": 0, "steps": 2})
+    assert runs.warm_startable({"method": "sm", "bc_warmup_steps": 1, "max_steps": 2})
+    assert not runs.warm_startable({"method": "sm", "bc_warmup_steps": 0, "max_steps": 2})
 
 
 def test_pretrained_model_drops_from_scratch_sizes_and_shares_a_tokenizer():
@@ -194,23 +194,28 @@ def test_pretrained_model_drops_from_scratch_sizes_and_shares_a_tokenizer():
 
 
 def test_identity_and_its_diff():
-    a = runs.identity({"lr": 1e-3, "out_dir": "x", "log_every": 1, "seed": 0}, {"d_ff": 128}, "abc", 1)
-    assert a == {"train": {"lr": 1e-3, "seed": 0}, "model": {"d_ff": 128}, "train_file_sha256": "abc",
-                 "num_processes": 1}
-    b = runs.identity({"lr": 2e-3, "out_dir": "y", "log_every": 5, "seed": 0}, {"d_ff": 256}, "abd", 2)
-    assert runs.identity_diff(a, b, ["lr", "seed"], " -> ") == [
-        "train.lr: 0.001 -> 0.002", "model.d_ff: 128 -> 256", "the training data differ", "num_processes: 1 -> 2"]
-    assert runs.identity_diff(a, a, ["lr", "seed"], " -> ") == []
+    a = runs.identity({"learning_rate": 1e-3, "output_dir": "x", "logging_steps": 1, "report_to": "none", "seed": 0},
+                      {"d_ff": 128}, "abc", "t1", 1)
+    assert a == {"train": {"learning_rate": 1e-3, "seed": 0}, "model": {"d_ff": 128}, "data_sha256": "abc",
+                 "tokenizer_sha256": "t1", "num_processes": 1}
+    b = runs.identity({"learning_rate": 2e-3, "output_dir": "y", "logging_steps": 5, "report_to": "tensorboard",
+                       "seed": 0}, {"d_ff": 256}, "abd", "t2", 2)
+    assert runs.identity_diff(a, b, ["learning_rate", "seed"], " -> ") == [
+        "train.learning_rate: 0.001 -> 0.002", "model.d_ff: 128 -> 256", "the training data differ",
+        "the tokenizers differ", "num_processes: 1 -> 2"]
+    assert runs.identity_diff(a, a, ["learning_rate", "seed"], " -> ") == []
 
 
 @pytest.mark.parametrize("change, message", [
-    (("train", "batch_size", 7), "tasks.add_or_sub_in_base.train.batch_size' = 7: must be a multiple of grad_accum"),
-    (("train", "bc_warmup_steps", 200), "bc_warmup_steps' = 200: must be < steps = 200"),
+    (("train", "per_device_train_batch_size", 7),
+     "tasks.add_or_sub_in_base.train.per_device_train_batch_size' = 7: must be a multiple of "
+     "gradient_accumulation_steps"),
+    (("train", "bc_warmup_steps", 200), "bc_warmup_steps' = 200: must be < max_steps = 200"),
 ])
 def test_semantic_errors_name_the_key(change, message):
     cfg = copy.deepcopy(CONFIG)
-    cfg["train"]["grad_accum"] = 2
-    cfg["train"]["batch_size"] = 8
+    cfg["train"]["gradient_accumulation_steps"] = 2
+    cfg["train"]["per_device_train_batch_size"] = 8
     section, key, value = change
     cfg["tasks"]["add_or_sub_in_base"][section][key] = value
     errors = runs.semantic_errors(cfg)
@@ -323,3 +328,22 @@ def test_schema_errors_say_why_a_grid_table_block_is_wrong():
         "like Tables 5-7, which needs noise and etas)"]
     cfg["experiments"]["table9"]["script"] = "my_table.py"  # any table over the grid: no etas needed
     assert runs.schema_errors(cfg, schema) == []
+
+
+def test_old_train_key_names_are_renamed_and_a_conflict_named():
+    """A config of an earlier seqmatch (steps, lr, batch_size, ...) keeps working: the old names are
+    renamed before validation and override config.yaml's values (an old name comes from the user's
+    files); the user giving both names of one key with different values is one error naming both."""
+    cfg = copy.deepcopy(CONFIG)
+    cfg["train"].update(steps=7, lr=0.01)  # merged on top of config.yaml's max_steps
+    cfg["tasks"]["add_or_sub_in_base"]["train"]["grad_accum"] = 2
+    user = {"train": {"steps": 7, "lr": 0.01}, "tasks": {"add_or_sub_in_base": {"train": {"grad_accum": 2}}}}
+    assert runs.rename_train_keys(cfg, user) == []
+    assert cfg["train"]["max_steps"] == 7 and cfg["train"]["learning_rate"] == 0.01 and "steps" not in cfg["train"]
+    assert list(cfg["train"])[0] == "max_steps"  # in its place (the job configs' text stays the same)
+    assert cfg["tasks"]["add_or_sub_in_base"]["train"]["gradient_accumulation_steps"] == 2
+    assert runs.Grid(cfg).run_config("mul", "mle", "none", "0", "none", "0")["train"]["max_steps"] == 7
+    both = {"train": {"steps": 7, "max_steps": 9}}
+    assert runs.rename_train_keys(copy.deepcopy(CONFIG), both) == [
+        "config key 'train': steps=7 and max_steps=9: steps is the old name of max_steps; give one of them"]
+    assert runs.rename_train_keys(copy.deepcopy(CONFIG), {"train": {"steps": 9, "max_steps": 9}}) == []
