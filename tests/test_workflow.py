@@ -385,7 +385,7 @@ def test_dry_run_full_dag(wf, profile, tmp_path):
         train = configs[d]["train"]
         assert (train["method"], train["noise"], train["seed"], train["out_dir"]) == (
             w["method"], w["noise"], int(w["seed"]), d)
-        assert "stop_after_warmup" not in train  # TrainConfig's default, False
+        assert "stop_after_warmup" not in train  # SequenceMatchConfig's default, False
         warm = 0 < train["bc_warmup_steps"] < train["steps"]
         bc = f"resources/runs/{w['task']}/bc-{w['noise']}-eta{w['eta']}-none/seed{w['seed']}"
         if w["method"] == "bc" and warm:  # the same run, stopped after its warm-up

@@ -74,7 +74,8 @@ def arithmetic_accuracy(model, tokenizer, rows: Sequence[dict], *, max_new_token
         "bkspc_per_sequence": rate["mean_per_sequence"],
         "finished_frac": float(np.mean(out.finished)) if out.finished else None,
         "sampling": common.sampling_settings(temperature=temperature, top_p=top_p, top_k=top_k, seed=seed,
-                                             max_new_tokens=max_new_tokens, effective=out.max_new_tokens),
+                                             max_new_tokens=max_new_tokens,
+                                             effective=getattr(out, "max_new_tokens", None)),
         "generation_seconds": seconds,
         "generations": gens,
     }
@@ -163,5 +164,5 @@ def mistakes(model, tokenizer, rows: Sequence[dict], *, seed: int = 0, max_new_t
     summary.update({"mistakes": drawn, "mistake_seed": seed,
                     "sampling": common.sampling_settings(temperature=temperature, top_p=top_p, top_k=top_k,
                                                          seed=seed, max_new_tokens=max_new_tokens,
-                                                         effective=out.max_new_tokens)})
+                                                         effective=getattr(out, "max_new_tokens", None))})
     return {"table": table, "summary": summary}

@@ -39,7 +39,8 @@ def bleu_score(model, tokenizer, rows: Sequence[dict], *, max_new_tokens: int = 
         "bkspc_rate": rate["action_rate"],
         "seq_bkspc_frac": rate["sequence_rate"],
         "sampling": common.sampling_settings(temperature=temperature, top_p=top_p, top_k=top_k, seed=seed,
-                                             max_new_tokens=max_new_tokens, effective=out.max_new_tokens),
+                                             max_new_tokens=max_new_tokens,
+                                             effective=getattr(out, "max_new_tokens", None)),
         "examples": [
             {"prompt": p, "reference": ref, "hypothesis": h,
              "actions": decode_actions(tokenizer, a, bkspc_id=ids["bkspc_id"], eos_id=ids["eos_id"])}
