@@ -233,7 +233,7 @@ class SequenceMatchTrainer:
         self.eval_rows = training_rows(eval_dataset, "eval_dataset") if eval_dataset is not None else None
         if processing_class is None:  # the model's own tokenizer, as transformers users expect
             processing_class = getattr(model, "name_or_path", model)
-            if not isinstance(processing_class, (str, Path)):
+            if not processing_class or not isinstance(processing_class, (str, Path)):
                 raise ValueError("processing_class: give the tokenizer (an object or a path) when the model is "
                                  "not a path")
         self.tokenizer = load_tokenizer(processing_class) if isinstance(processing_class, (str, Path)) \
@@ -513,16 +513,20 @@ class SequenceMatchTrainer:
     def save_checkpoint(self, name: str = checkpoint.CHECKPOINT):
         # every process's own streams and replay buffer (None with one process), then one writer per
         # run directory (the processes hold the same weights)
-        ranks = distributed.gather(self.accel, checkpoint.capture_process(self.rng, self.gen, self.buffer.state_dict())
+        ranks = distributed.gather(self.accel, checkpoint.capture_process(self.rng, self.gen, self.process_state())
                                    if self.accel.process_index > 0 else None)
         if not self.accel.is_main_process:
             return
         progress = {"step": self.step, "nonfinite": self.nonfinite, "last_sample_step": self.last_sample_step,
                     "grad_times": self.grad_times, "sample_times": self.sample_times,
-                    "buffer": self.buffer.state_dict()}
+                    "buffer": self.process_state()}
         checkpoint.save(self.out / name, model=self.accel.unwrap_model(self.model), optimizer=self.optimizer,
                         scheduler=self.scheduler, rng=self.rng, gen=self.gen, progress=progress,
                         identity=self.identity(), ranks=ranks[1:] if ranks else None)
+
+    def process_state(self) -> dict:
+        """This process's replay buffer and latest rollout statistics (both its own, per process)."""
+        return {**self.buffer.state_dict(), "rollout_stats": self.rollout_stats}
 
     def load_checkpoint(self, discard: bool = False) -> bool:
         """Restore ``output_dir/checkpoint`` if it is this run's (``discard``: never; the next save
@@ -567,6 +571,8 @@ class SequenceMatchTrainer:
             buffer = state["buffer"]
         self.last_sample_step = state["last_sample_step"]
         self.grad_times, self.sample_times = state["grad_times"], state["sample_times"]
+        buffer = dict(buffer)
+        self.rollout_stats = buffer.pop("rollout_stats", {})  # the log lines until the next round carry them
         self.buffer.load_state_dict(buffer)
 
     def warm_start(self, log_path: Path):
