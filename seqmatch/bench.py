@@ -160,7 +160,7 @@ def _hf_trainer_step(model, batch, loss_fn):
     out_dir = tempfile.mkdtemp(prefix="seqmatch-bench-")
     dev = next(model.parameters()).device
     targs = TrainingArguments(output_dir=out_dir, report_to=[], learning_rate=1e-5, use_cpu=dev.type == "cpu",
-                              disable_tqdm=True, save_strategy="no")
+                              disable_tqdm=True, save_strategy="no", optim="adamw_torch")  # our loop's AdamW
     trainer = SMTrainer(model=model, args=targs)
     trainer.create_optimizer()
     trainer.current_gradient_accumulation_steps = 1  # what its train() loop sets before each step

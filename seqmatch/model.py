@@ -545,12 +545,14 @@ def model_card(meta: dict, info: dict) -> str:
              f"{base}{' + LoRA r=' + str(cfg['lora_r']) if cfg.get('lora_r') else ''}. The vocabulary has one more "
              f"token, `<bkspc>` (id {meta['bkspc_id']}): it deletes the last token of the sequence.", ""]
     if info.get("train_rows") is not None:
-        lines += [f"**Data**: {info['train_rows']} training rows (sha256 of the rows `{info.get('data_sha256', '')[:16]}…`)"
-                  f", trained for {info.get('step')} steps.", ""]
+        digest = info.get("data_sha256", "")[:16]
+        lines += [f"**Data**: {info['train_rows']} training rows (sha256 of the rows `{digest}…`), trained for "
+                  f"{info.get('step')} steps.", ""]
     if hp:
         lines += ["| hyperparameter | value |", "|---|---|"] + [f"| `{k}` | {v} |" for k, v in hp.items()] + [""]
     if info.get("metrics"):
-        lines += ["| metric | value |", "|---|---|"] + [f"| `{k}` | {v:.4g} |" for k, v in info["metrics"].items()] + [""]
+        lines += ["| metric | value |", "|---|---|"]
+        lines += [f"| `{k}` | {v:.4g} |" for k, v in info["metrics"].items()] + [""]
     lines += [
         "## Generate with backspace (seqmatch)", "",
         "```python",

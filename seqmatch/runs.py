@@ -6,9 +6,9 @@ config) and by ``seqmatch.train`` (run identity, warm-start checks). Torch-free,
 can import it while it is parsed.
 
 A training run is one directory ``RUN`` named by its grid coordinates (task, method, noise, eta,
-divergence, seed). Its config is a JSON file with two sections, ``train`` (``TrainConfig`` fields)
-and ``model`` (``ModelConfig`` fields), under the same names as config.yaml's ``train:`` and
-``model:`` keys: ``python -m seqmatch.train --config FILE``.
+divergence, seed). Its config is a JSON file with two sections, ``train`` (``SequenceMatchConfig``
+fields, ``train_file`` and ``tokenizer``) and ``model`` (``ModelConfig`` fields), under the same
+names as config.yaml's ``train:`` and ``model:`` keys: ``python -m seqmatch.train --config FILE``.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ INITIAL_VALUE_ESTIMATORS = ("data", "plugin")
 
 RUN_ID = "{task}/{method}-{noise}-eta{eta}-{divergence}/seed{seed}"
 RUN = "resources/runs/" + RUN_ID
-# written by a BC run stopped after its warm-up (TrainConfig.stop_after_warmup), beside bc_warmup/
+# written by a BC run stopped after its warm-up (SequenceMatchConfig.stop_after_warmup), beside bc_warmup/
 WARMUP_DONE = "bc_warmup.json"
 
 # run config train keys set per run (grid coordinates, file layout; train_file and tokenizer are
@@ -153,7 +153,7 @@ class Grid:
         return {**self.config["train"], **self.config["tasks"][task].get("train", {})}
 
     def task_train(self, task: str) -> dict:
-        """TrainConfig values of a task: config train, then tasks.<task>.train on top."""
+        """SequenceMatchConfig values of a task: config train, then tasks.<task>.train on top."""
         merged = self._train_keys(task)
         for key in WORKFLOW_ONLY:
             merged.pop(key, None)
@@ -322,12 +322,12 @@ class Grid:
 
     def run_config(self, task, method, noise, eta, divergence, seed, stop_after_warmup=False) -> dict:
         """The config file of one run (``seqmatch.train --config``) from its canonical coordinates
-        (as in ``RUN``): every TrainConfig and ModelConfig value, named as in config.yaml. An SM
+        (as in ``RUN``): every SequenceMatchConfig and ModelConfig value, named as in config.yaml. An SM
         run warm-starts from its BC run's snapshot (``warmup_dir``); a BC run resumes from the
         checkpoint its bc_warmup job (``stop_after_warmup``) left."""
         train = self.task_train(task)
         if divergence == "none":
-            train.pop("divergence", None)  # not an SM run: TrainConfig's default, unused
+            train.pop("divergence", None)  # not an SM run: SequenceMatchConfig's default, unused
         else:
             train["divergence"] = divergence
         out_dir = RUN.format(task=task, method=method, noise=noise, eta=fmt_eta(eta), divergence=divergence,

@@ -185,7 +185,8 @@ def build_policy(model, tokenizer, init_kwargs: dict | None):
         raise ValueError(f"model: expected a path or hub id, a seqmatch.ModelConfig, a transformers causal LM "
                          f"or a SeqMatchLM, got {type(model).__name__}")
     hf_config = policy.hf_model.config.to_json_string(use_diff=False)
-    return policy, cfg, {**dataclasses.asdict(cfg), "object_config_sha256": hashlib.sha256(hf_config.encode()).hexdigest()}
+    digest = hashlib.sha256(hf_config.encode()).hexdigest()
+    return policy, cfg, {**dataclasses.asdict(cfg), "object_config_sha256": digest}
 
 
 # ------------------------------------------------------------------------------------ trainer
@@ -204,7 +205,8 @@ class SequenceMatchTrainer:
     ``completion``, ``question`` and ``answer``, or ``text``). ``processing_class``: the tokenizer,
     an object or a path (default: the model's path); ``<bkspc>`` is added to it when missing.
     ``callbacks``: ``transformers.TrainerCallback`` objects (or anything with some of its methods:
-    ``on_train_begin``, ``on_step_end``, ``on_log``, ``on_evaluate``, ``on_save``, ``on_train_end``);
+    ``on_train_begin``, ``on_step_begin``, ``on_step_end``, ``on_log``, ``on_evaluate``, ``on_save``
+    (after each ``save_steps`` checkpoint), ``on_train_end``);
     ``control.should_training_stop`` set by one ends training after that step with a checkpoint.
     """
 
@@ -466,7 +468,8 @@ class SequenceMatchTrainer:
                     diag = self.gradient_diagnostics(batch, beta)
             # DDP syncs gradients on the last micro-batch only; accelerate's backward divides the
             # loss by grad_accum, so the step's gradient is the mean over micro-batches
-            sync = contextlib.nullcontext() if m == cfg.gradient_accumulation_steps - 1 else self.accel.no_sync(self.model)
+            last = m == cfg.gradient_accumulation_steps - 1
+            sync = contextlib.nullcontext() if last else self.accel.no_sync(self.model)
             with sync:
                 out = self.compute_loss(batch, beta)
                 finite = torch.isfinite(out["loss"].detach()).all().float().reshape(1)
@@ -693,6 +696,7 @@ class SequenceMatchTrainer:
                         return {"method": cfg.method, "steps": self.step, "stopped_early": True}
                     if cfg.save_steps and self.step % cfg.save_steps == 0 and not last:
                         self.save_checkpoint()
+                        self._event("on_save")
         finally:
             signal.signal(signal.SIGTERM, prev)
         if not rec and log_path.exists():  # resumed at the last step: its record is in the log

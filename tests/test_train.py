@@ -440,6 +440,11 @@ def test_a_run_config_file_trains_the_run_it_names(toy, tmp_path, capsys):
     assert main(["--config", str(tmp_path / "bad.yaml")]) == 2
     err = capsys.readouterr().err
     assert "bad.yaml: unknown train key(s) stepz" in err
+    # both names of one setting with different values: one error naming both, exit 2, nothing trained
+    assert main(["--config", str(tmp_path / "run.json"), "--output-dir", str(tmp_path / "two"), "--steps", "5",
+                 "--max-steps", "6"]) == 2
+    assert "flags: steps=5 and max_steps=6: steps is the old name of max_steps" in capsys.readouterr().err
+    assert not (tmp_path / "two").exists()
 
 
 # ------------------------------------------------------------------ config fields vs the workflow schema

@@ -89,7 +89,7 @@ def job_config(values, **paths):
 
 
 def run_config(wildcards, stop_after_warmup=False):
-    """The run's config (seqmatch.train --config): every TrainConfig/ModelConfig value; a
+    """The run's config (seqmatch.train --config): every SequenceMatchConfig/ModelConfig value; a
     bc_warmup job's stops after the warm-up snapshot."""
     w = wildcards
     return GRID.run_config(w.task, w.method, w.noise, w.eta, w.divergence, w.seed, stop_after_warmup)
