@@ -525,8 +525,8 @@ _METHODS = {
     "mle": "maximum likelihood (MLE) on clean data; it never learned to use `<bkspc>`",
     "bc": "behavioural cloning with backspace noise (\"MLE + `<bkspc>`\", paper App. E): after a random "
           "token the next action is `<bkspc>`",
-    "sm": "SequenceMatch (Cundy & Ermon, ICLR 2024): BC warm-up, then the χ²-mixture occupancy-matching "
-          "objective on data and on the model's own rollouts from a replay buffer",
+    "sm": "SequenceMatch: a BC warm-up, then the χ²-mixture occupancy-matching objective on the data and on "
+          "the model's own rollouts from a replay buffer",
     "ulk": "maximum likelihood plus the unlikelihood token loss (Welleck et al. 2019)",
 }
 
@@ -558,14 +558,20 @@ def model_card(meta: dict, info: dict) -> str:
         "```python",
         "import seqmatch",
         "model, tokenizer = seqmatch.load_model(\"THIS_DIRECTORY\")",
-        "out = seqmatch.generate(model, tokenizer, [\"12 + 30 Solution:\"], max_new_tokens=32)",
+        "out = seqmatch.generate(model, tokenizer, [\"What is 12 + 30? Solution:\"], max_new_tokens=32)",
         "print(out.texts[0])    # what the model wrote, every <bkspc> applied",
         "print(out.actions[0])  # the raw actions, <bkspc> written out",
         "```", "",
         "## Plain transformers", "",
-        "`AutoModelForCausalLM.from_pretrained` and `AutoTokenizer.from_pretrained` load this directory as "
-        "it is" + (" (a peft adapter: `AutoPeftModelForCausalLM`, with the base model's embeddings resized to "
-                   f"{meta['vocab_size']} rows first)" if meta["kind"] == "adapter" else "") + ". What they "
+        ("`AutoModelForCausalLM.from_pretrained` and `AutoTokenizer.from_pretrained` load this directory as "
+         "it is." if meta["kind"] == "full" else
+         "This directory is a LoRA adapter (peft) plus the tokenizer (`AutoTokenizer.from_pretrained` loads it). "
+         "Where the base model's vocabulary lacked `<bkspc>`, `AutoModelForCausalLM.from_pretrained` cannot "
+         "load the adapter as it is (the embedding sizes differ); resize the base first:"
+         f"\n\n```python\nbase = AutoModelForCausalLM.from_pretrained({base!r})\n"
+         f"base.resize_token_embeddings({meta['vocab_size']})\n"
+         "model = peft.PeftModel.from_pretrained(base, \"THIS_DIRECTORY\")\n```\n\n"
+         "(`seqmatch.load_model` does this.)") + " What they "
         "cannot do is apply `<bkspc>`: `model.generate` emits it as one more token, and the text keeps both "
         "the deleted token and the `<bkspc>` (`skip_special_tokens=True` drops the `<bkspc>` but not the "
         "token it deleted). A `LogitsProcessor` cannot fix this: it only reshapes the next-token "
