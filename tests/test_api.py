@@ -88,6 +88,28 @@ def test_every_method_trains_every_parameter_of_three_architectures(tmp_path, ar
     assert [h["step"] for h in trainer.state.log_history if "loss" in h] == list(range(1, 7))
 
 
+def test_a_model_path_with_model_init_kwargs_and_its_own_tokenizer(tmp_path):
+    """model: a local directory (as a hub id would be), built with args.model_init_kwargs (LoRA
+    here); no processing_class: the tokenizer is the model's own. Only LoRA weights, the <bkspc>
+    rows and the offset head train; the base stays as it was; the saved model is the adapter."""
+    base = tmp_path / "base"
+    tiny_model("qwen2").save_pretrained(base)
+    tokenizer().save_pretrained(base)
+    tr = SequenceMatchTrainer(model=str(base), args=args(tmp_path / "out", method="bc",
+                                                         model_init_kwargs={"lora_r": 4, "lora_alpha": 8}),
+                              train_dataset=copy_rows())
+    assert tr.model_cfg.lora_r == 4 and tr.model_cfg.name_or_path == str(base)
+    before = {n: p.detach().clone() for n, p in tr.model.named_parameters()}
+    tr.train()
+    changed = {n for n, p in tr.model.named_parameters() if not torch.equal(p, before[n])}
+    trainable = {n for n, p in tr.model.named_parameters() if p.requires_grad}
+    assert changed <= trainable and any("lora_" in n for n in changed)
+    assert (tmp_path / "out" / "model" / "adapter_config.json").is_file()
+    with pytest.raises(ValueError, match="model_init_kwargs apply to a model path or object"):
+        SequenceMatchTrainer(model=seqmatch.ModelConfig(), args=args(tmp_path / "x", model_init_kwargs={"lora_r": 4}),
+                             train_dataset=copy_rows(), processing_class=tokenizer())
+
+
 def test_resume_from_a_checkpoint_equals_the_uninterrupted_run(tmp_path):
     """An SM run stopped by a callback after step 4 (control.should_training_stop), then trained
     again with a fresh model object and resume_from_checkpoint=True, ends bit-identical to the run
