@@ -11,6 +11,9 @@ lengths, alternating the sides and taking medians:
   ``SeqMatchLM`` with the 4-D masks of ``seqmatch.actions.collate``.
   ``sm_over_hf_causal_mle_step_time_per_token`` divides by plain transformers MLE instead
   (``labels=`` and its built-in causal mask, no offset head): the whole price of SM.
+  ``hf_trainer_sm_over_sm_step_time_per_token``: the same SM step run by a ``transformers.Trainer``
+  subclass (``compute_loss`` = the SM loss; its ``training_step``, then its optimizer) over the SM
+  step of seqmatch's own loop (README, "Why not transformers.Trainer").
 * ``bkspc_sampler_over_plain_throughput``: actions/s of ``seqmatch.sampling.generate`` with a
   model that emits ``<bkspc>`` at ``--bkspc-rate`` over ``transformers``' own ``generate``
   (sampling, KV cache, no backspace handling) for the same prompts and number of new tokens.
@@ -116,19 +119,21 @@ def make_steps(args, model, device):
         run(lambda: losses.bc_loss(model(**mle_batch.model_inputs()).logits, mle_batch.labels))
         return int(mle_batch.state_mask.sum())
 
-    def sm():
-        def f():
-            logits = model(**sm_batch.model_inputs()).logits
-            # as seqmatch.train does it: the BC term shares the SM loss's logsumexp
-            out = losses.sequence_match_loss_from_batch(logits, sm_batch, alpha=0.01, gamma=0.998, divergence="chi2_mix")
-            return 0.5 * out["bc"] + 0.5 * out["loss"]
+    def sm_loss(model, batch):
+        logits = model(**batch.model_inputs()).logits
+        # as seqmatch.train does it: the BC term shares the SM loss's logsumexp
+        out = losses.sequence_match_loss_from_batch(logits, batch, alpha=0.01, gamma=0.998, divergence="chi2_mix")
+        return 0.5 * out["bc"] + 0.5 * out["loss"]
 
-        run(f)
+    def sm():
+        run(lambda: sm_loss(model, sm_batch))
         return int(sm_batch.state_mask.sum())
 
     def hf_mle():
         run(lambda: hf(input_ids=ids, labels=ids).loss)
         return int(ids.numel())
+
+    hf_trainer = _hf_trainer_step(model, sm_batch, sm_loss)
 
     def alloc_optimizer_state():
         for p in model.parameters():
@@ -136,7 +141,37 @@ def make_steps(args, model, device):
         opt.step()
         opt.zero_grad(set_to_none=True)
 
-    return {"mle": mle, "sm": sm, "hf_mle": hf_mle, "alloc_optimizer_state": alloc_optimizer_state}
+    return {"mle": mle, "sm": sm, "hf_mle": hf_mle, "hf_trainer_sm": hf_trainer,
+            "alloc_optimizer_state": alloc_optimizer_state}
+
+
+def _hf_trainer_step(model, batch, loss_fn):
+    """The same SM step through ``transformers.Trainer``: a subclass whose ``compute_loss`` is
+    ``loss_fn``, its ``training_step`` (input preparation, autocast context, accelerate's backward)
+    then its optimizer's step, as its inner loop runs them (no clipping, as the other sides)."""
+    import tempfile
+
+    from transformers import Trainer, TrainingArguments
+
+    class SMTrainer(Trainer):
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            return loss_fn(model, inputs["batch"])
+
+    out_dir = tempfile.mkdtemp(prefix="seqmatch-bench-")
+    dev = next(model.parameters()).device
+    targs = TrainingArguments(output_dir=out_dir, report_to=[], learning_rate=1e-5, use_cpu=dev.type == "cpu",
+                              disable_tqdm=True, save_strategy="no", optim="adamw_torch")  # our loop's AdamW
+    trainer = SMTrainer(model=model, args=targs)
+    trainer.create_optimizer()
+    trainer.current_gradient_accumulation_steps = 1  # what its train() loop sets before each step
+
+    def step():
+        trainer.training_step(trainer.model, {"batch": batch})
+        trainer.optimizer.step()
+        trainer.optimizer.zero_grad(set_to_none=True)
+        return int(batch.state_mask.sum())
+
+    return step
 
 
 class _null:
@@ -381,10 +416,12 @@ def main(argv=None) -> int:
            f"cpu ({platform.machine()}, {torch.get_num_threads()} threads)",
            "dtype": args.dtype, "params_m": n_params / 1e6, "seq_len": args.seq_len, "batch": args.batch}
     steps = make_steps(args, model, device)
-    t = time_alternating({k: steps[k] for k in ("mle", "sm", "hf_mle")}, args.repeats, device)
+    t = time_alternating({k: steps[k] for k in ("mle", "sm", "hf_mle", "hf_trainer_sm")}, args.repeats, device)
     res.update(sm_over_mle_step_time_per_token=t["sm"] / t["mle"],
                sm_over_hf_causal_mle_step_time_per_token=t["sm"] / t["hf_mle"],
-               mle_us_per_token=t["mle"] * 1e6, sm_us_per_token=t["sm"] * 1e6, hf_mle_us_per_token=t["hf_mle"] * 1e6)
+               hf_trainer_sm_over_sm_step_time_per_token=t["hf_trainer_sm"] / t["sm"],
+               mle_us_per_token=t["mle"] * 1e6, sm_us_per_token=t["sm"] * 1e6, hf_mle_us_per_token=t["hf_mle"] * 1e6,
+               hf_trainer_sm_us_per_token=t["hf_trainer_sm"] * 1e6)
     res.update(sampler_ratio(args, model, device))
     res.update(transform_ratio(args))
     if not args.skip_memory:

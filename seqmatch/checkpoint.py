@@ -24,7 +24,6 @@ A checkpoint resumes only the run that wrote it: any other is stale, and the run
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import random
 import shutil
@@ -41,11 +40,10 @@ BC_WARMUP = "bc_warmup"
 
 # ------------------------------------------------------------------------------------ identity
 
-def identity(cfg, model_cfg, num_processes: int) -> dict:
-    """``seqmatch.runs.identity`` of a TrainConfig/ModelConfig pair, with the training file's hash."""
-    data = Path(cfg.train_file)
-    digest = hashlib.sha256(data.read_bytes()).hexdigest() if data.is_file() else None
-    return identity_of(dataclasses.asdict(cfg), dataclasses.asdict(model_cfg), digest, num_processes)
+def identity(cfg, model: dict, data_sha256: str, tokenizer_sha256: str, num_processes: int) -> dict:
+    """``seqmatch.runs.identity`` of a SequenceMatchConfig, the model's description
+    (``seqmatch.train.build_policy``) and the digests of the training rows and the tokenizer."""
+    return identity_of(dataclasses.asdict(cfg), model, data_sha256, tokenizer_sha256, num_processes)
 
 
 def stale(state: dict, now: dict) -> list[str]:

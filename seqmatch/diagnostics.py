@@ -23,18 +23,16 @@ import torch
 
 def estimator_gradients(run_dir: str, n_batches: int = 32) -> dict:
     from seqmatch import checkpoint
-    from seqmatch.model import ModelConfig
-    from seqmatch.options import read_config_file
-    from seqmatch.train import TrainConfig, Trainer
+    from seqmatch.train import from_run_config, load_run_config
 
     run = Path(run_dir)
-    cfg = read_config_file(str(run / "run_config.json"))
+    cfg = load_run_config(str(run / "run_config.json"))
     state = checkpoint.read_state(run / checkpoint.CHECKPOINT)
     if state is None:
         raise ValueError(f"{run}: no checkpoint to measure")
     with tempfile.TemporaryDirectory() as tmp:
-        train = {**cfg["train"], "out_dir": tmp, "warm_start": ""}
-        trainer = Trainer(TrainConfig(**train), ModelConfig(**cfg["model"]))
+        trainer = from_run_config({"train": {**cfg["train"], "output_dir": tmp, "warm_start": ""},
+                                   "model": cfg["model"]})
         trainer._restore(run / checkpoint.CHECKPOINT, state)
         if len(trainer.buffer) == 0:
             raise ValueError(f"{run}: the checkpoint's replay buffer is empty (not an SM run past its warm-up)")
@@ -43,7 +41,8 @@ def estimator_gradients(run_dir: str, n_batches: int = 32) -> dict:
         residue_norms = []
         L = trainer.losses
         for i in range(n_batches):  # i: fresh replay rows for each batch (the replay stream is per step)
-            batch = trainer.make_batch(trainer.cfg.batch_size, trainer.model_rows, noised=True, micro=i)
+            batch = trainer.make_batch(trainer.cfg.per_device_train_batch_size, trainer.model_rows, noised=True,
+                                       micro=i)
             logits = trainer.model(**batch.model_inputs()).logits.float()
             outs = {name: L.sequence_match_loss_from_batch(logits, batch, **trainer.sm_kwargs(initial_value=name))
                     for name in ("data", "plugin")}

@@ -234,7 +234,8 @@ def sequence_match_loss(
     the data rows, or with ``"plugin"`` the model rows' value differences and −d_M/2 V_M),
     ``regularizer`` (each already averaged over its rows, so they sum to ``total``),
     ``tokens_per_row`` = n̄, ``mean_v`` (mean V over all real states), ``v0_data`` and
-    ``v0_model`` (mean V at the initial state S of data rows and of model rows) and ``residue`` =
+    ``v0_model`` (mean V at the initial state S of data rows and of model rows), ``v_final_data`` and
+    ``v_final_model`` (mean V at the final state N of data rows and M of model rows) and ``residue`` =
     ½(v0_data − v0_model) when there are model rows (else 0): the term by which the plug-in J
     exceeds the ``"data"`` estimate, in J whether or not it is estimated (per sequence).
     """
@@ -330,6 +331,8 @@ def sequence_match_loss(
     out.update({k: v.detach() for k, v in parts.items()})
     out["mean_v"] = (torch.where(state_mask, V, 0.0).sum() / state_mask.sum().clamp(min=1)).detach()
     out["v0_data"], out["v0_model"] = v0_data.detach(), v0_model.detach()
+    out["v_final_data"] = _row_mean(V_N, data_rows).detach()
+    out["v_final_model"] = _row_mean(V_N, model_rows).detach()
     out["residue"] = torch.where(model_rows.any(), 0.5 * (v0_data - v0_model), 0.0).detach()
     return out
 

@@ -31,8 +31,9 @@ scores). A 2-D mask or no mask is refused: position ids that restart (Algorithm 
 and no cache trigger transformers' packed-sequence detection and give wrong logits.
 
 **Save / load.** ``save_model`` writes safetensors only (full weights, or the LoRA adapter with
-the ``<bkspc>`` rows, plus the offset head), the tokenizer (JSON) and ``seqmatch_model.json``.
-``load_model`` never unpickles.
+the ``<bkspc>`` rows, plus the offset head), the tokenizer (JSON), a model card and
+``seqmatch_model.json``, all in one directory that ``AutoModelForCausalLM.from_pretrained`` loads as
+it is (without the offset head, which does not change the policy). ``load_model`` never unpickles.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ from .actions import BKSPC_TOKEN
 from .io import atomic_write_text
 from .options import config_field as _field
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 1: weights in hf/ or adapter/, tokenizer in tokenizer/
 CONFIG_FILE = "seqmatch_model.json"
 HEAD_FILE = "offset_head.safetensors"
 
@@ -422,8 +423,11 @@ def _finish(hf: nn.Module, cfg: ModelConfig) -> None:
         hf.config.use_cache = False
 
 
-def build_model(cfg: ModelConfig, tokenizer, *, device: str | torch.device | None = None) -> SeqMatchLM:
+def build_model(cfg: ModelConfig, tokenizer, *, device: str | torch.device | None = None,
+                base: nn.Module | None = None) -> SeqMatchLM:
     """Build the policy for ``cfg``; adds ``<bkspc>`` to ``tokenizer`` (in place) when missing.
+    ``base``: a transformers causal LM object to wrap instead of loading ``cfg.name_or_path`` (it is
+    resized in place and, with ``lora_r``, wrapped by peft).
 
     From-scratch models take their vocabulary size and bos/eos/pad ids from the tokenizer. Loaded
     models are resized to ``len(tokenizer)`` so that the logit dimension V is exactly the
@@ -433,9 +437,11 @@ def build_model(cfg: ModelConfig, tokenizer, *, device: str | torch.device | Non
     """
     ids = ensure_special_tokens(tokenizer)
     V = len(tokenizer)
-    if cfg.load_in_4bit and (cfg.name_or_path is None or cfg.lora_r <= 0):
-        raise ValueError("load_in_4bit (QLoRA) needs a pretrained name_or_path and lora_r > 0")
-    if cfg.name_or_path is None:
+    if cfg.load_in_4bit and (cfg.name_or_path is None or cfg.lora_r <= 0 or base is not None):
+        raise ValueError("load_in_4bit (QLoRA) needs a pretrained name_or_path (not a model object) and lora_r > 0")
+    if base is not None:
+        hf = base
+    elif cfg.name_or_path is None:
         from transformers import AutoModelForCausalLM
 
         hf = AutoModelForCausalLM.from_config(
@@ -476,26 +482,28 @@ def _wrap(hf: nn.Module, cfg: ModelConfig, bkspc_id: int) -> nn.Module:
 # save / load
 
 
-def save_model(model: SeqMatchLM, tokenizer, out_dir: str | os.PathLike) -> Path:
-    """Write ``out_dir`` (safetensors and JSON only).
+def save_model(model: SeqMatchLM, tokenizer, out_dir: str | os.PathLike, *, card: dict | None = None) -> Path:
+    """Write ``out_dir`` (safetensors and JSON only), a directory that transformers loads as it is.
 
-    ``seqmatch_model.json`` (ModelConfig, special ids, format), ``tokenizer/``, ``offset_head.safetensors``
-    and either ``hf/`` (full weights + config.json; lora_r = 0) or ``adapter/`` (LoRA adapter incl.
-    the ``<bkspc>`` rows; the base is reloaded from ``name_or_path``).
+    Full weights (``lora_r`` 0): ``config.json``, ``model.safetensors``, ``generation_config.json``
+    (``AutoModelForCausalLM.from_pretrained(out_dir)``); LoRA: the peft adapter
+    (``adapter_config.json``, ``adapter_model.safetensors``, the ``<bkspc>`` rows included). Beside
+    them the tokenizer (``AutoTokenizer.from_pretrained(out_dir)``, ``<bkspc>`` included), the
+    logit-offset head (``offset_head.safetensors``, which transformers does not read: it moves
+    V(s) but not the softmax, so the policy is the same without it), a model card ``README.md``
+    (``model_card``; ``card``: what the trainer knows of the run) and, last,
+    ``seqmatch_model.json`` (ModelConfig, special ids, format), which ``load_model`` reads.
     """
     from safetensors.torch import save_file
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     kind = "adapter" if model.is_peft else "full"
-    if kind == "adapter":
-        model.lm.save_pretrained(out / "adapter")
-    else:
-        model.hf_model.save_pretrained(out / "hf")
+    model.lm.save_pretrained(out) if kind == "adapter" else model.hf_model.save_pretrained(out)
     if model.offset_head is not None:
         sd = {k: v.detach().contiguous().cpu() for k, v in model.offset_head.state_dict().items()}
         save_file(sd, str(out / HEAD_FILE))
-    tokenizer.save_pretrained(out / "tokenizer")
+    tokenizer.save_pretrained(out)
     meta = dict(
         format=FORMAT_VERSION,
         kind=kind,
@@ -507,9 +515,77 @@ def save_model(model: SeqMatchLM, tokenizer, out_dir: str | os.PathLike) -> Path
         vocab_size=model.vocab_size,
         max_positions=model.max_positions,
     )
+    atomic_write_text(out / "README.md", model_card(meta, card or {}))
     # written last and atomically: a model directory with this file is complete
     atomic_write_text(out / CONFIG_FILE, json.dumps(meta, indent=2, sort_keys=True))
     return out
+
+
+_METHODS = {
+    "mle": "maximum likelihood (MLE) on clean data; it never learned to use `<bkspc>`",
+    "bc": "behavioural cloning with backspace noise (\"MLE + `<bkspc>`\", paper App. E): after a random "
+          "token the next action is `<bkspc>`",
+    "sm": "SequenceMatch: a BC warm-up, then the χ²-mixture occupancy-matching objective on the data and on "
+          "the model's own rollouts from a replay buffer",
+    "ulk": "maximum likelihood plus the unlikelihood token loss (Welleck et al. 2019)",
+}
+
+
+def model_card(meta: dict, info: dict) -> str:
+    """The model card (``README.md``) of a saved model: method, data, hyperparameters, metrics if
+    known, how to load and generate with and without seqmatch, and why plain ``generate`` cannot
+    apply ``<bkspc>``."""
+    hp = info.get("hyperparameters", {})
+    cfg = meta["model_config"]
+    base = cfg.get("name_or_path") or f"a {cfg.get('arch')} model trained from scratch"
+    lines = ["---", "library_name: transformers", "tags: [seqmatch, sequencematch, backspace]", "---", "",
+             "# A causal LM with a `<bkspc>` action (seqmatch)", "",
+             f"Trained with seqmatch, the reference implementation of SequenceMatch (Cundy & Ermon, "
+             f"ICLR 2024). Method: {_METHODS.get(hp.get('method'), hp.get('method', 'unknown'))}. Base: "
+             f"{base}{' + LoRA r=' + str(cfg['lora_r']) if cfg.get('lora_r') else ''}. The vocabulary has one more "
+             f"token, `<bkspc>` (id {meta['bkspc_id']}): it deletes the last token of the sequence.", ""]
+    if info.get("train_rows") is not None:
+        digest = info.get("data_sha256", "")[:16]
+        lines += [f"**Data**: {info['train_rows']} training rows (sha256 of the rows `{digest}…`), trained for "
+                  f"{info.get('step')} steps.", ""]
+    if hp:
+        lines += ["| hyperparameter | value |", "|---|---|"] + [f"| `{k}` | {v} |" for k, v in hp.items()] + [""]
+    if info.get("metrics"):
+        lines += ["| metric | value |", "|---|---|"]
+        lines += [f"| `{k}` | {v:.4g} |" for k, v in info["metrics"].items()] + [""]
+    lines += [
+        "## Generate with backspace (seqmatch)", "",
+        "```python",
+        "import seqmatch",
+        "model, tokenizer = seqmatch.load_model(\"THIS_DIRECTORY\")",
+        "out = seqmatch.generate(model, tokenizer, [\"What is 12 + 30? Solution:\"], max_new_tokens=32)",
+        "print(out.texts[0])    # what the model wrote, every <bkspc> applied",
+        "print(out.actions[0])  # the raw actions, <bkspc> written out",
+        "```", "",
+        "## Plain transformers", "",
+        ("`AutoModelForCausalLM.from_pretrained` and `AutoTokenizer.from_pretrained` load this directory as "
+         "it is." if meta["kind"] == "full" else
+         "This directory is a LoRA adapter (peft) plus the tokenizer (`AutoTokenizer.from_pretrained` loads it). "
+         "Where the base model's vocabulary lacked `<bkspc>`, `AutoModelForCausalLM.from_pretrained` cannot "
+         "load the adapter as it is (the embedding sizes differ); resize the base first:"
+         f"\n\n```python\nbase = AutoModelForCausalLM.from_pretrained({base!r})\n"
+         f"base.resize_token_embeddings({meta['vocab_size']})\n"
+         "model = peft.PeftModel.from_pretrained(base, \"THIS_DIRECTORY\")\n```\n\n"
+         "(`seqmatch.load_model` does this.)") + " What they "
+        "cannot do is apply `<bkspc>`: `model.generate` emits it as one more token, and the text keeps both "
+        "the deleted token and the `<bkspc>` (`skip_special_tokens=True` drops the `<bkspc>` but not the "
+        "token it deleted). A `LogitsProcessor` cannot fix this: it only reshapes the next-token "
+        "distribution, while a backspace must change the *state*: the deleted token's slot of the KV cache "
+        "must be switched off (or the cache rewound), and the token now last must be fed again as a copy "
+        "at its own position id, so that the next step attends to exactly the tokens that remain "
+        "(`seqmatch.generate` does this; `seqmatch.sampling` explains the cache layout). To sample without "
+        "backspacing at all, pass `suppress_tokens=[%d]` to `generate`." % meta["bkspc_id"], "",
+        "The logit-offset head of the paper (App. E; `offset_head.safetensors`) adds one number per position "
+        "to every logit: it changes V(s) = logsumexp(logits), which the training objective uses, but not the "
+        "softmax, so plain transformers samples exactly the policy seqmatch samples. `seqmatch.load_model` "
+        "loads it too, for further training.", "",
+    ]
+    return "\n".join(lines)
 
 
 def load_model(
@@ -518,17 +594,19 @@ def load_model(
     """Load what ``save_model`` wrote: ``(model, tokenizer)``. Never unpickles.
 
     ``is_trainable``: LoRA adapters come back trainable (for resuming); the model is returned in
-    train mode like ``build_model``'s, call ``.eval()`` for inference.
+    train mode like ``build_model``'s, call ``.eval()`` for inference. Directories of seqmatch < 0.2
+    (``hf/``, ``adapter/``, ``tokenizer/`` inside) load too.
     """
     from safetensors.torch import load_file
     from transformers import AutoTokenizer
 
     out = Path(out_dir)
     meta = json.loads((out / CONFIG_FILE).read_text())
-    if meta.get("format") != FORMAT_VERSION:
+    if meta.get("format") not in (1, FORMAT_VERSION):
         raise ValueError(f"{out}: unsupported seqmatch model format {meta.get('format')!r}")
+    old = meta["format"] == 1  # weights and tokenizer in subdirectories
     cfg = ModelConfig.from_dict(meta["model_config"])
-    tokenizer = AutoTokenizer.from_pretrained(out / "tokenizer", trust_remote_code=False)
+    tokenizer = AutoTokenizer.from_pretrained(out / "tokenizer" if old else out, trust_remote_code=False)
     ids = {k: int(meta[k]) for k in ("bkspc_id", "bos_id", "eos_id", "pad_id")}
     if tokenizer.convert_tokens_to_ids(BKSPC_TOKEN) != ids["bkspc_id"]:
         raise ValueError(f"{out}: the saved tokenizer's <bkspc> id does not match the model")
@@ -537,7 +615,7 @@ def load_model(
     V = int(meta["vocab_size"])
     if meta["kind"] == "full":
         load_cfg = dataclasses.replace(cfg, load_in_4bit=False)
-        hf = _load_base(load_cfg, device, path=str(out / "hf"))
+        hf = _load_base(load_cfg, device, path=str(out / "hf" if old else out))
         _finish(hf, cfg)
         lm = hf
     elif meta["kind"] == "adapter":
@@ -555,7 +633,7 @@ def load_model(
                 gradient_checkpointing_kwargs={"use_reentrant": False},
             )
         _finish(hf, cfg)
-        lm = PeftModel.from_pretrained(hf, str(out / "adapter"), is_trainable=is_trainable)
+        lm = PeftModel.from_pretrained(hf, str(out / "adapter" if old else out), is_trainable=is_trainable)
     else:
         raise ValueError(f"{out}: unknown checkpoint kind {meta['kind']!r}")
     hf_model = lm.get_base_model() if hasattr(lm, "get_base_model") else lm

@@ -19,7 +19,7 @@ from typing import Sequence
 
 
 def config_field(default=None, help_text: str = "", *, factory=None):
-    """A TrainConfig/ModelConfig field with its help text (``python -m seqmatch.train --help``
+    """A SequenceMatchConfig/ModelConfig field with its help text (``python -m seqmatch.train --help``
     shows it; tests/test_train.py checks the workflow schema against the fields)."""
     if factory is not None:
         return dataclasses.field(default_factory=factory, metadata={"help": help_text})

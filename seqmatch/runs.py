@@ -6,9 +6,9 @@ config) and by ``seqmatch.train`` (run identity, warm-start checks). Torch-free,
 can import it while it is parsed.
 
 A training run is one directory ``RUN`` named by its grid coordinates (task, method, noise, eta,
-divergence, seed). Its config is a JSON file with two sections, ``train`` (``TrainConfig`` fields)
-and ``model`` (``ModelConfig`` fields), under the same names as config.yaml's ``train:`` and
-``model:`` keys: ``python -m seqmatch.train --config FILE``.
+divergence, seed). Its config is a JSON file with two sections, ``train`` (``SequenceMatchConfig``
+fields, ``train_file`` and ``tokenizer``) and ``model`` (``ModelConfig`` fields), under the same
+names as config.yaml's ``train:`` and ``model:`` keys: ``python -m seqmatch.train --config FILE``.
 """
 
 from __future__ import annotations
@@ -34,29 +34,34 @@ INITIAL_VALUE_ESTIMATORS = ("data", "plugin")
 
 RUN_ID = "{task}/{method}-{noise}-eta{eta}-{divergence}/seed{seed}"
 RUN = "resources/runs/" + RUN_ID
-# written by a BC run stopped after its warm-up (TrainConfig.stop_after_warmup), beside bc_warmup/
+# written by a BC run stopped after its warm-up (SequenceMatchConfig.stop_after_warmup), beside bc_warmup/
 WARMUP_DONE = "bc_warmup.json"
 
-# TrainConfig fields set per run (grid coordinates and file layout), not config.yaml train keys;
-# and train keys of config.yaml that are the workflow's, not TrainConfig's
-RUN_FIELDS = ("method", "train_file", "tokenizer", "out_dir", "seed", "noise", "eta", "warm_start",
+# run config train keys set per run (grid coordinates, file layout; train_file and tokenizer are
+# seqmatch.train's data flags), not config.yaml train keys; SequenceMatchConfig fields of the Python
+# API only (the run config's model section holds the model); and train keys of config.yaml that
+# are the workflow's, not SequenceMatchConfig's
+RUN_FIELDS = ("method", "train_file", "tokenizer", "output_dir", "seed", "noise", "eta", "warm_start",
               "stop_after_warmup")
-# (num_processes is also a TrainConfig field: a run config carries it when > 1, see run_config)
+API_ONLY = ("model_init_kwargs", "eval_steps", "per_device_eval_batch_size")
+# (num_processes is also a SequenceMatchConfig field: a run config carries it when > 1, see run_config)
 WORKFLOW_ONLY = ("num_processes", "launch_device")
 # ModelConfig fields that only apply to a model built from scratch
 FROM_SCRATCH_FIELDS = ("arch", "n_layer", "n_head", "d_model", "d_ff", "max_position_embeddings")
 
 # ------------------------------------------------------------------------------ run identity
 
-# TrainConfig fields that do not change what is trained (where it is written, how often it logs)
+# SequenceMatchConfig fields that do not change what is trained (where it is written, how often it
+# logs, evaluates or saves; the model is the identity's own part)
 # (num_processes: the identity holds the count the run trained on, whatever the config said)
-NOT_IDENTITY = ("out_dir", "checkpoint_every", "log_every", "max_nonfinite", "warm_start", "stop_after_warmup",
-                "grad_diagnostics_every", "num_processes")
+NOT_IDENTITY = ("output_dir", "save_steps", "logging_steps", "max_nonfinite", "warm_start", "stop_after_warmup",
+                "grad_diagnostics_every", "num_processes", "report_to", "eval_steps", "per_device_eval_batch_size",
+                "model_init_kwargs")
 # what an SM run shares with the BC run it warm-starts from: its first bc_warmup_steps are then
 # exactly that BC run's (beta = 1, no replay rows), besides the model, the data and the process count
-WARM_START_KEYS = ("seed", "steps", "batch_size", "grad_accum", "lr", "weight_decay", "warmup_steps",
-                   "max_grad_norm", "mixed_precision", "max_len", "mask_prompt", "noise", "eta",
-                   "bc_warmup_steps", "tokenizer")
+WARM_START_KEYS = ("seed", "max_steps", "per_device_train_batch_size", "gradient_accumulation_steps",
+                   "learning_rate", "weight_decay", "warmup_steps", "max_grad_norm", "mixed_precision", "max_len",
+                   "mask_prompt", "noise", "eta", "bc_warmup_steps")
 
 
 # ---- study settings: named train-key overrides (experiments.<study>.settings), part of a run's
@@ -78,12 +83,13 @@ def split_divergence(field: str) -> tuple[str, str | None]:
     return div, (setting if sep else None)
 
 
-def identity(train: dict, model: dict, train_file_sha256: str | None, num_processes: int) -> dict:
-    """What makes two runs the same run: the TrainConfig fields that shape the result, the model
-    config, the training data's content and the process count. A checkpoint resumes only its own
-    run; an SM run warm-starts only from its own BC run's snapshot."""
+def identity(train: dict, model: dict, data_sha256: str | None, tokenizer_sha256: str | None,
+             num_processes: int) -> dict:
+    """What makes two runs the same run: the SequenceMatchConfig fields that shape the result, the
+    model config, the training rows' and the tokenizer's content and the process count. A
+    checkpoint resumes only its own run; an SM run warm-starts only from its own BC run's snapshot."""
     return {"train": {k: v for k, v in train.items() if k not in NOT_IDENTITY}, "model": dict(model),
-            "train_file_sha256": train_file_sha256, "num_processes": int(num_processes)}
+            "data_sha256": data_sha256, "tokenizer_sha256": tokenizer_sha256, "num_processes": int(num_processes)}
 
 
 def identity_diff(saved: dict, now: dict, train_keys, vs: str) -> list[str]:
@@ -93,8 +99,10 @@ def identity_diff(saved: dict, now: dict, train_keys, vs: str) -> list[str]:
             for k in train_keys if saved["train"].get(k) != now["train"][k]]
     diff += [f"model.{k}: {saved['model'].get(k)!r}{vs}{v!r}"
              for k, v in now["model"].items() if saved["model"].get(k) != v]
-    if saved["train_file_sha256"] != now["train_file_sha256"]:
+    if saved.get("data_sha256") != now["data_sha256"]:
         diff.append("the training data differ")
+    if saved.get("tokenizer_sha256") != now["tokenizer_sha256"]:
+        diff.append("the tokenizers differ")
     if saved.get("num_processes") != now["num_processes"]:
         diff.append(f"num_processes: {saved.get('num_processes')}{vs}{now['num_processes']}")
     return diff
@@ -104,7 +112,7 @@ def warm_startable(train: dict) -> bool:
     """An SM run can start from a BC run's warm-up snapshot: BC runs write it at step
     bc_warmup_steps whenever 0 < bc_warmup_steps < steps (and the workflow's bc_warmup job
     trains those steps once)."""
-    return train.get("method", "sm") == "sm" and 0 < int(train["bc_warmup_steps"]) < int(train["steps"])
+    return train.get("method", "sm") == "sm" and 0 < int(train["bc_warmup_steps"]) < int(train["max_steps"])
 
 
 # ------------------------------------------------------------------------------ the grid
@@ -164,7 +172,7 @@ class Grid:
         return {**self.config["train"], **self.config["tasks"][task].get("train", {})}
 
     def task_train(self, task: str) -> dict:
-        """TrainConfig values of a task: config train, then tasks.<task>.train on top."""
+        """SequenceMatchConfig values of a task: config train, then tasks.<task>.train on top."""
         merged = self._train_keys(task)
         for key in WORKFLOW_ONLY:
             merged.pop(key, None)
@@ -392,20 +400,20 @@ class Grid:
 
     def run_config(self, task, method, noise, eta, divergence, seed, stop_after_warmup=False) -> dict:
         """The config file of one run (``seqmatch.train --config``) from its canonical coordinates
-        (as in ``RUN``): every TrainConfig and ModelConfig value, named as in config.yaml. An SM
+        (as in ``RUN``): every SequenceMatchConfig and ModelConfig value, named as in config.yaml. An SM
         run warm-starts from its BC run's snapshot (``warmup_dir``); a BC run resumes from the
         checkpoint its bc_warmup job (``stop_after_warmup``) left."""
         field = divergence
         divergence, _ = split_divergence(field)
         train = self.run_train(task, method, field)
         if divergence == "none":
-            train.pop("divergence", None)  # not an SM run: TrainConfig's default, unused
+            train.pop("divergence", None)  # not an SM run: SequenceMatchConfig's default, unused
         else:
             train["divergence"] = divergence
         out_dir = RUN.format(task=task, method=method, noise=noise, eta=fmt_eta(eta), divergence=field,
                              seed=int(seed))
         warm = method == "sm" and self.warmup_dir(task, method, seed, noise, eta, field)
-        train.update(method=method, seed=int(seed), noise=noise, eta=float(eta), out_dir=out_dir,
+        train.update(method=method, seed=int(seed), noise=noise, eta=float(eta), output_dir=out_dir,
                      train_file=f"{self.data_dir(task)}/train.jsonl", tokenizer=self.tokenizer_dir(task),
                      warm_start=warm or "")
         if stop_after_warmup:  # only in the bc_warmup job's config (absent: the run's params stay as they were)
@@ -467,7 +475,38 @@ class Grid:
         """What produced a result (written into every table row and the scorecard)."""
         t = self.task_train(task)
         return dict(profile=self.config["profile_name"], model=self.model_description(task),
-                    steps=int(t["steps"]), batch_size=int(t["batch_size"]))
+                    steps=int(t["max_steps"]), batch_size=int(t["per_device_train_batch_size"]))
+
+
+def _train_sections(config: dict):
+    """(key, dict) of ``train`` and every ``tasks.<task>.train`` of a config."""
+    if isinstance(config.get("train"), dict):
+        yield "train", config["train"]
+    for task, tcfg in (config.get("tasks") or {}).items():
+        if isinstance(tcfg, dict) and isinstance(tcfg.get("train"), dict):
+            yield f"tasks.{task}.train", tcfg["train"]
+
+
+def rename_train_keys(config: dict, user: dict | None = None) -> list[str]:
+    """Replace, in place, the old names of train keys (``steps``, ``lr``, ``batch_size``, ...:
+    ``seqmatch.config.ALIASES``) by the current ones, so that a config file of an earlier seqmatch
+    keeps working. ``user``: what the user gave on top of config.yaml (``--configfile`` files and
+    ``--config``, merged), where an old and a new name of one key with different values is an error
+    (one line each). The shipped files use the current names only, so an old name comes from the
+    user and overrides config.yaml's value."""
+    from seqmatch.config import ALIASES, resolve_aliases
+
+    lines = []
+    for key, section in _train_sections(user or {}):
+        try:
+            resolve_aliases(section, f"config key '{key}'")
+        except ValueError as e:
+            lines.append(str(e))
+    for _, section in _train_sections(config):
+        for old, new in ALIASES.items():
+            if old in section:
+                section[new] = section.pop(old)
+    return lines
 
 
 def semantic_errors(config: dict, root: str | None = None) -> list[str]:
@@ -477,12 +516,14 @@ def semantic_errors(config: dict, root: str | None = None) -> list[str]:
     lines = task_name_errors(config)
     for task, tcfg in config["tasks"].items():
         train = {**config["train"], **tcfg.get("train", {})}
-        if train["batch_size"] % train.get("grad_accum", 1):
-            lines.append(f"config key 'tasks.{task}.train.batch_size' = {train['batch_size']}: "
-                         f"must be a multiple of grad_accum = {train['grad_accum']}")
-        if train.get("bc_warmup_steps", 0) >= train["steps"]:
+        accum = train.get("gradient_accumulation_steps", 1)
+        if train["per_device_train_batch_size"] % accum:
+            lines.append(f"config key 'tasks.{task}.train.per_device_train_batch_size' = "
+                         f"{train['per_device_train_batch_size']}: must be a multiple of "
+                         f"gradient_accumulation_steps = {accum}")
+        if train.get("bc_warmup_steps", 0) >= train["max_steps"]:
             lines.append(f"config key 'tasks.{task}.train.bc_warmup_steps' = {train['bc_warmup_steps']}: "
-                         f"must be < steps = {train['steps']} (SM runs would never use the SM loss)")
+                         f"must be < max_steps = {train['max_steps']} (SM runs would never use the SM loss)")
     for key, value in _divergence_keys(config):
         if value not in DIVERGENCES:
             lines.append(f"config key '{key}' = {value!r}: expected one of {', '.join(DIVERGENCES)}")
@@ -609,6 +650,7 @@ def _grid_noise_errors(key: str, exp: dict, task: str) -> list[str]:
 
 def study_errors(config: dict, name: str, exp: dict) -> list[str]:
     """The checks of one study (experiments.<name> with settings) that the schema cannot make."""
+    from seqmatch.config import ALIASES
     key, task = f"config key 'experiments.{name}", exp["task"]
     if name in ARTIFACT_NAMES or not re.fullmatch(r"[A-Za-z0-9_]+", name):
         return [f"{key}': a study needs a name of letters, digits and _ that no other artifact has "
@@ -626,12 +668,14 @@ def study_errors(config: dict, name: str, exp: dict) -> list[str]:
     for setting, over in (exp.get("settings") or {}).items():
         skey = f"{key}.settings.{setting}"
         for k in over or {}:
-            if k in RUN_FIELDS or k in WORKFLOW_ONLY:
+            if k in ALIASES:
+                lines.append(f"{skey}.{k}': an old name, write {ALIASES[k]} (settings use the current names)")
+            elif k in RUN_FIELDS or k in WORKFLOW_ONLY:
                 lines.append(f"{skey}.{k}': not a setting (the study's grid or the workflow sets it)")
         train = {**task_train, **(over or {})}
-        if not 0 < int(train["bc_warmup_steps"]) < int(train["steps"]):
-            lines.append(f"{skey}': bc_warmup_steps = {train['bc_warmup_steps']} must be > 0 and < steps = "
-                         f"{train['steps']} (an SM run needs its BC warm-up and an SM phase)")
+        if not 0 < int(train["bc_warmup_steps"]) < int(train["max_steps"]):
+            lines.append(f"{skey}': bc_warmup_steps = {train['bc_warmup_steps']} must be > 0 and < max_steps = "
+                         f"{train['max_steps']} (an SM run needs its BC warm-up and an SM phase)")
         for other, oexp in config["experiments"].items():
             if (other < name and isinstance(oexp, dict) and setting in (oexp.get("settings") or {})
                     and (oexp["settings"][setting] or {}) != (over or {})):

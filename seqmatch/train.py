@@ -1,8 +1,16 @@
-"""The training loop: MLE, BC ("MLE + <bkspc>"), SequenceMatch and unlikelihood (paper Alg. 1, App. E).
+"""``SequenceMatchTrainer``: MLE, BC ("MLE + <bkspc>"), SequenceMatch and unlikelihood training
+(paper Alg. 1, App. E), and its command line.
+
+    from seqmatch import SequenceMatchConfig, SequenceMatchTrainer
+    trainer = SequenceMatchTrainer(model="path/or/hub-id", args=SequenceMatchConfig(output_dir="out", method="sm"),
+                                   train_dataset=rows, processing_class=tokenizer)
+    trainer.train()
 
     python -m seqmatch.train --config RUN/run_config.json           # what the workflow runs
-    python -m seqmatch.train --out-dir DIR --train-file train.jsonl --tokenizer TOKDIR --method sm \
-        [--alpha 0.01 --gamma 0.998 --eta 0.001 ...]      # every TrainConfig / ModelConfig field
+    python -m seqmatch.train --output-dir DIR --train-file train.jsonl --tokenizer TOKDIR --method sm \
+        [--alpha 0.01 --gamma 0.998 --eta 0.001 ...]      # every SequenceMatchConfig / ModelConfig field
+
+The command line builds the same ``SequenceMatchConfig`` and calls the same trainer: one way in.
 
 * ``mle``: cross-entropy on clean data. ``ulk``: MLE plus the unlikelihood token loss.
 * ``bc``: cross-entropy on noised data (noise token, then a ``<bkspc>`` label; §4.2).
@@ -13,13 +21,18 @@
   batch holds data rows and replay rows, transformed by the same Algorithm A and run in one
   forward pass.
 
+Data: a ``datasets.Dataset`` or a list of dicts, each row ``prompt``/``completion``,
+``question``/``answer`` (made ``"{question} Solution:"`` / ``" {answer}"`` by
+``seqmatch.data.arithmetic_row``, as the pipeline's data step does) or ``text`` (no prompt).
+
 Runs under accelerate (``accelerate launch -m seqmatch.train ...`` for several GPUs). Checkpoints
-are written atomically every ``checkpoint_every`` steps and on SIGTERM; re-running the same command
-resumes from ``DIR/checkpoint`` and, on CPU, ends bit-identical to an uninterrupted run (the
-files and their checks: ``seqmatch.checkpoint``).
-Outputs: ``DIR/model/`` (``seqmatch.model.load_model``), ``DIR/train_log.jsonl`` and, last,
+are written atomically every ``save_steps`` steps and on SIGTERM; training again into the same
+``output_dir`` resumes from ``DIR/checkpoint`` when it is this run's (same config, model, tokenizer
+and data) and, on CPU, ends bit-identical to an uninterrupted run (``seqmatch.checkpoint``).
+Outputs: ``DIR/model/`` (``AutoModelForCausalLM.from_pretrained`` loads it; ``seqmatch.load_model``
+adds the offset head; a model card ``README.md``), ``DIR/train_log.jsonl`` and, last,
 ``DIR/summary.json``; a BC run also writes ``DIR/bc_warmup/`` at step ``bc_warmup_steps``. With
-``--stop-after-warmup true`` a BC run stops there instead: ``DIR/bc_warmup/``, ``DIR/checkpoint/``
+``stop_after_warmup`` a BC run stops there instead: ``DIR/bc_warmup/``, ``DIR/checkpoint/``
 (the same command without the flag resumes from it) and ``DIR/bc_warmup.json``.
 """
 
@@ -28,6 +41,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import hashlib
 import json
 import shutil
 import signal
@@ -43,146 +57,78 @@ import torch
 from seqmatch import checkpoint, distributed
 from seqmatch.io import atomic_write_text
 from seqmatch.actions import actions_to_inputs, collate, truncate_actions
+from seqmatch.config import SequenceMatchConfig, resolve_aliases
 from seqmatch.noise import add_backspace_noise, digit_noise_ids, random_noise_ids
-from seqmatch.options import config_field as _field
-from seqmatch.runs import DIVERGENCES, METHODS, WARMUP_DONE  # names in one place (the workflow's too)
-from seqmatch.runs import INITIAL_VALUE_ESTIMATORS
-from seqmatch.runs import NOISES as NOISE_TYPES
-
-
-@dataclass
-class TrainConfig:
-    """Everything a training run needs besides the model architecture (see ``ModelConfig``)."""
-
-    method: str = _field("mle", "mle | bc | sm | ulk")
-    train_file: str = _field("", 'JSONL rows with "prompt" and "completion" (seqmatch.data output)')
-    tokenizer: str = _field("", "tokenizer directory (or hub name, paper profile)")
-    out_dir: str = _field("", "run directory: checkpoint/, model/, train_log.jsonl, summary.json")
-    seed: int = _field(0, "seed of the data order, noise, rollouts and initialisation")
-    # optimisation
-    steps: int = _field(1000, "optimizer steps")
-    batch_size: int = _field(32, "data rows per optimizer step and process (paper: 32)")
-    grad_accum: int = _field(1, "micro-batches per optimizer step; batch_size must divide evenly")
-    lr: float = _field(3e-4, "peak learning rate")
-    weight_decay: float = _field(0.0, "AdamW weight decay")
-    warmup_steps: int = _field(2000, "linear warm-up, then cosine decay (paper: 2,000)")
-    max_grad_norm: float = _field(1.0, "gradient clipping (0 disables)")
-    mixed_precision: str = _field("no", "accelerate: no | bf16 | fp16")
-    num_processes: int = _field(
-        0, "processes this run trains on (accelerate launch; the workflow's run configs carry it when > 1): a "
-        "launch of another size is refused; 0: whatever the launch gives")
-    # data and noise (§4.2)
-    max_len: int = _field(1024, "inputs per trajectory incl. <bos>; longer ones follow the over-length rule")
-    mask_prompt: bool = _field(
-        False, "prompt actions out of BC/MLE; the SM sums start after the prompt (arithmetic: true)")
-    noise: str = _field("random", "none | random | ground_truth (digits 0..b-1 of the row's base)")
-    eta: float = _field(0.001, "probability of a noise token + <bkspc> per position (bc, sm)")
-    # SequenceMatch objective (eq. 4)
-    alpha: float = _field(0.01, "entropy-regularisation strength")
-    gamma: float = _field(0.998, "discount")
-    divergence: str = _field("chi2_mix", "chi2 | chi2_mix | kl | js")
-    logit_bound: float = _field(50.0, "|logit| bound for the SM objective (App. C.6); 0 disables")
-    initial_value: str = _field(
-        "data", "estimator of the model rows' value term -1/2 E_rho0[V(s0)]: data (take it at the data rows' "
-        "initial states: the +-1/2 V(s0) of data and model rows cancel in every batch) | plugin (eq. 4 row by "
-        "row: they cancel only on average over prompts); seqmatch.losses.sequence_match_loss")
-    bc_warmup_steps: int = _field(1000, "BC-only steps before SM (paper: text 1,000, arithmetic 10,000)")
-    warm_start: str = _field(
-        "", "sm: a BC run directory (same seed, noise, eta, data, model and schedule) to start from, at its "
-        "bc_warmup/ snapshot: an SM run's first bc_warmup_steps are exactly that BC run's first steps "
-        "(bit-identical on CPU), so they are not trained twice. BC runs write the snapshot at step "
-        "bc_warmup_steps whenever 0 < bc_warmup_steps < steps. Empty: train the warm-up here")
-    stop_after_warmup: bool = _field(
-        False, "bc: stop once the bc_warmup/ snapshot is written, with a checkpoint there (the workflow's "
-        "bc_warmup job: SM runs start from the snapshot while the BC run resumes from the checkpoint)")
-    beta_final: float = _field(0.2, "final weight of L_BC in beta * L_BC + (1 - beta) * L_SM")
-    beta_anneal_steps: int = _field(2000, "beta goes 1 -> beta_final linearly over these steps")
-    # replay buffer and rollouts (App. E)
-    replay_capacity: int = _field(1000, "FIFO capacity (sequences)")
-    replay_reuse: float = _field(8.0, "times each sequence is used in training, on average")
-    gen_batch_size: int = _field(32, "rollouts generated per sampling round")
-    model_rows: int = _field(0, "replay rows per optimizer step; 0 = same as batch_size")
-    max_prompt_len: int = _field(256, "text rollouts: prompt length uniform in 1..max_prompt_len")
-    max_new_tokens: int = _field(512, "rollout length limit (actions)")
-    temperature: float = _field(1.0, "rollout sampling temperature")
-    top_p: float = _field(1.0, "rollout nucleus-sampling mass (1: off)")
-    # unlikelihood (ulk)
-    ul_weight: float = _field(1.0, "weight of the unlikelihood term added to MLE")
-    # bookkeeping
-    checkpoint_every: int = _field(100, "steps between checkpoints (0: only at the end / on SIGTERM)")
-    max_nonfinite: int = _field(10, "skipped non-finite losses tolerated before aborting")
-    log_every: int = _field(1, "steps between log lines")
-    grad_diagnostics_every: int = _field(
-        0, "SM steps between gradient diagnostics in the log: the norm of the gradient of each loss part (BC, "
-        "SM, chi2_mix regulariser, the plug-in residue) and its cosine with the BC gradient; one extra forward "
-        "and four backward passes each (single process only); 0 disables")
-
-    def validate(self) -> None:
-        """One place for every check; raises ValueError naming the field."""
-
-        def bad(name, expected):
-            raise ValueError(f"train config: {name}={getattr(self, name)!r}: expected {expected}")
-
-        if self.method not in METHODS:
-            bad("method", f"one of {METHODS}")
-        if self.stop_after_warmup and not (self.method == "bc" and 0 < self.bc_warmup_steps < self.steps):
-            bad("stop_after_warmup", "false unless method is bc and 0 < bc_warmup_steps < steps")
-        if self.noise not in NOISE_TYPES:
-            bad("noise", f"one of {NOISE_TYPES}")
-        if self.divergence not in DIVERGENCES:
-            bad("divergence", f"one of {DIVERGENCES}")
-        if self.initial_value not in INITIAL_VALUE_ESTIMATORS:
-            bad("initial_value", f"one of {INITIAL_VALUE_ESTIMATORS}")
-        if not 0.0 < self.gamma < 1.0:
-            bad("gamma", "0 < gamma < 1")
-        if not 0.0 <= self.eta <= 1.0:
-            bad("eta", "0 <= eta <= 1")
-        if self.alpha <= 0:
-            bad("alpha", "alpha > 0")
-        if not 0.0 <= self.beta_final <= 1.0:
-            bad("beta_final", "0 <= beta_final <= 1")
-        for name in ("steps", "batch_size", "grad_accum", "max_len", "replay_capacity", "gen_batch_size",
-                     "max_prompt_len", "max_new_tokens"):
-            if getattr(self, name) < 1:
-                bad(name, "an integer >= 1")
-        for name in ("warmup_steps", "bc_warmup_steps", "beta_anneal_steps", "model_rows", "grad_diagnostics_every",
-                     "checkpoint_every", "max_nonfinite", "max_grad_norm", "weight_decay", "logit_bound",
-                     "num_processes"):
-            if getattr(self, name) < 0:
-                bad(name, ">= 0")
-        if self.batch_size % self.grad_accum:
-            bad("batch_size", f"a multiple of grad_accum={self.grad_accum}")
-        if self.replay_reuse <= 0:
-            bad("replay_reuse", "> 0")
-        if self.temperature <= 0:
-            bad("temperature", "> 0")
-        if not 0.0 < self.top_p <= 1.0:
-            bad("top_p", "0 < top_p <= 1")
-        if self.mixed_precision not in ("no", "bf16", "fp16"):
-            bad("mixed_precision", "no | bf16 | fp16")
-        if self.method in ("bc", "sm") and self.noise == "none" and self.eta > 0:
-            bad("noise", "random or ground_truth when eta > 0 (bc/sm need a noise type)")
-        if not self.train_file or not Path(self.train_file).is_file():
-            bad("train_file", "an existing JSONL file")
-        if not self.out_dir:
-            bad("out_dir", "a directory path")
-
+from seqmatch.runs import WARMUP_DONE
 
 # --------------------------------------------------------------------------------------- data
 
+# what a training row may be, in the order they are tried
+ROW_FORMATS = ("prompt/completion", "question/answer", "text")
+
+
+def training_row(row, where: str) -> dict:
+    """One row as ``{"prompt", "completion", "base"}``: prompt/completion rows as they are,
+    question/answer rows as the pipeline's data step makes them (``arithmetic_row``), text rows
+    with an empty prompt. ValueError naming ``where`` (file:line, or dataset[i]) otherwise."""
+    from seqmatch.data.arithmetic import arithmetic_row
+    from seqmatch.data.sources import _row_error
+
+    if isinstance(row, dict) and "completion" in row:
+        problem = _row_error(where, row, ("completion",))
+        if problem is None and not isinstance(row.get("prompt", ""), str):
+            problem = f"{where}: 'prompt' must be a string, got {type(row['prompt']).__name__}"
+        if problem:
+            raise ValueError(problem)
+        return {"prompt": row.get("prompt") or "", "completion": str(row["completion"]),
+                "base": int(row.get("base") or 10)}
+    if isinstance(row, dict) and ("question" in row or "answer" in row):
+        problem = _row_error(where, row, ("question", "answer"))
+        if problem:
+            raise ValueError(problem)
+        qa = arithmetic_row(str(row["question"]), str(row["answer"]), str(row.get("task", "qa")), "")
+        return {"prompt": qa["prompt"], "completion": qa["completion"], "base": qa["base"], "answer": qa["answer"]}
+    if isinstance(row, dict) and "text" in row:
+        problem = _row_error(where, row, ("text",))
+        if problem:
+            raise ValueError(problem)
+        return {"prompt": "", "completion": str(row["text"]), "base": 10}
+    keys = ", ".join(map(repr, sorted(row))) if isinstance(row, dict) else type(row).__name__
+    raise ValueError(f"{where}: expected a row with {', '.join(ROW_FORMATS)}; got {keys or 'no keys'}")
+
+
+def training_rows(dataset, name: str) -> list[dict]:
+    """``training_row`` of every row of a ``datasets.Dataset`` or a list of dicts."""
+    if dataset is None or isinstance(dataset, (str, bytes)) or not hasattr(dataset, "__len__"):
+        raise ValueError(f"{name}: expected a datasets.Dataset or a list of dicts, got {type(dataset).__name__}")
+    rows = [training_row(row, f"{name}[{i}]") for i, row in enumerate(dataset)]
+    if not rows:
+        raise ValueError(f"{name}: no rows")
+    return rows
+
+
 def load_rows(path: str) -> list[dict]:
+    """The rows of a JSONL file (seqmatch.data output, or rows of your own), each a ``training_row``;
+    errors name file:line."""
     rows = []
     with open(path) as f:
         for n, line in enumerate(f, 1):
             if not line.strip():
                 continue
-            row = json.loads(line)
-            if "completion" not in row:
-                raise ValueError(f"{path}:{n}: row has no 'completion' field (expected seqmatch.data output)")
-            rows.append(row)
+            try:
+                row = json.loads(line)
+            except ValueError as e:
+                raise ValueError(f"{path}:{n}: not a JSON object on one line ({e})") from None
+            rows.append(training_row(row, f"{path}:{n}"))
     if not rows:
         raise ValueError(f"{path}: no rows")
     return rows
+
+
+def rows_sha256(rows: list[dict]) -> str:
+    """What the run trains on, as a digest (part of the run's identity: a checkpoint resumes only
+    the run of the same data)."""
+    return hashlib.sha256(json.dumps(rows, sort_keys=True).encode()).hexdigest()
 
 
 @dataclass
@@ -201,43 +147,112 @@ def encode_rows(rows: list[dict], tokenizer) -> list[Example]:
             for r in rows]
 
 
+# ---------------------------------------------------------------------------------- the policy
+
+def tokenizer_sha256(tokenizer) -> str:
+    """The tokenizer as a digest: its vocabulary (``<bkspc>`` included) and special tokens."""
+    vocab = sorted(tokenizer.get_vocab().items())
+    special = {k: str(v) for k, v in sorted(tokenizer.special_tokens_map.items())}
+    return hashlib.sha256(json.dumps([vocab, special]).encode()).hexdigest()
+
+
+def build_policy(model, tokenizer, init_kwargs: dict | None):
+    """``(SeqMatchLM, ModelConfig, identity)`` from what a user hands the trainer: a path or hub id
+    (``ModelConfig(name_or_path=model, **init_kwargs)``), a ``ModelConfig`` (a model from scratch,
+    or a path with every option), a transformers causal LM object (``<bkspc>`` row and offset head
+    added per ``init_kwargs``) or a ``SeqMatchLM`` (e.g. from ``seqmatch.load_model``), used as it is.
+    ``identity``: the model part of the run's identity (objects: their config's digest too)."""
+    from seqmatch.model import ModelConfig, SeqMatchLM, build_model
+
+    init_kwargs = dict(init_kwargs or {})
+    if isinstance(model, ModelConfig):
+        if init_kwargs:
+            raise ValueError("model_init_kwargs apply to a model path or object; the ModelConfig given as model "
+                             "holds every option already")
+        return build_model(model, tokenizer), model, dataclasses.asdict(model)
+    if isinstance(model, (str, Path)):
+        cfg = ModelConfig.from_dict({**init_kwargs, "name_or_path": str(model)})
+        return build_model(cfg, tokenizer), cfg, dataclasses.asdict(cfg)
+    if isinstance(model, SeqMatchLM):
+        if init_kwargs:
+            raise ValueError("model_init_kwargs do not apply to a SeqMatchLM (it is built already)")
+        policy, cfg = model, model.config
+    elif isinstance(model, torch.nn.Module) and hasattr(model, "config") and hasattr(model, "get_output_embeddings"):
+        name = getattr(model.config, "_name_or_path", "") or None
+        cfg = ModelConfig.from_dict({**init_kwargs, "name_or_path": name})
+        policy = build_model(cfg, tokenizer, base=model)
+    else:
+        raise ValueError(f"model: expected a path or hub id, a seqmatch.ModelConfig, a transformers causal LM "
+                         f"or a SeqMatchLM, got {type(model).__name__}")
+    hf_config = policy.hf_model.config.to_json_string(use_diff=False)
+    digest = hashlib.sha256(hf_config.encode()).hexdigest()
+    return policy, cfg, {**dataclasses.asdict(cfg), "object_config_sha256": digest}
+
+
 # ------------------------------------------------------------------------------------ trainer
 
 class NonFiniteLossError(RuntimeError):
     pass
 
 
-class Trainer:
-    """Thin loop around the pure losses of ``seqmatch.losses``."""
+class SequenceMatchTrainer:
+    """Train a causal LM with ``<bkspc>`` by MLE, BC, SequenceMatch or unlikelihood: a thin loop
+    around the pure losses of ``seqmatch.losses``.
 
-    def __init__(self, cfg: TrainConfig, model_cfg):
+    ``model``: a path or hub id (built with ``args.model_init_kwargs``), a ``seqmatch.ModelConfig``,
+    a transformers causal LM object or a ``SeqMatchLM``. ``args``: a ``SequenceMatchConfig``.
+    ``train_dataset`` / ``eval_dataset``: a ``datasets.Dataset`` or a list of dicts (``prompt`` and
+    ``completion``, ``question`` and ``answer``, or ``text``). ``processing_class``: the tokenizer,
+    an object or a path (default: the model's path); ``<bkspc>`` is added to it when missing.
+    ``callbacks``: ``transformers.TrainerCallback`` objects (or anything with some of its methods:
+    ``on_train_begin``, ``on_step_begin``, ``on_step_end``, ``on_log``, ``on_evaluate``, ``on_save``
+    (after each ``save_steps`` checkpoint), ``on_train_end``);
+    ``control.should_training_stop`` set by one ends training after that step with a checkpoint.
+    """
+
+    def __init__(self, model=None, args: SequenceMatchConfig | None = None, train_dataset=None, eval_dataset=None,
+                 processing_class=None, callbacks=None):
         from accelerate import Accelerator
         from accelerate.utils import set_seed
+        from transformers import TrainerControl, TrainerState
 
         from seqmatch import losses
         from seqmatch.data import load_tokenizer
-        from seqmatch.model import build_model
         from seqmatch.replay import ReplayBuffer, sampling_interval
 
+        if args is None:
+            raise ValueError("args: a SequenceMatchConfig is required (output_dir, method, ...)")
+        cfg = args
         cfg.validate()
-        self.cfg, self.model_cfg, self.losses = cfg, model_cfg, losses
-        self.out = Path(cfg.out_dir)
+        self.args = self.cfg = cfg
+        self.losses = losses
+        self.out = Path(cfg.output_dir)
         self.accel = Accelerator(mixed_precision=cfg.mixed_precision,
-                                 gradient_accumulation_steps=cfg.grad_accum)
+                                 gradient_accumulation_steps=cfg.gradient_accumulation_steps)
         distributed.check_world_size(self.accel, cfg.num_processes)  # before anything is read or written
         set_seed(cfg.seed)
-        self.tokenizer = load_tokenizer(cfg.tokenizer)
-        self.model = build_model(model_cfg, self.tokenizer)
+        rows = training_rows(train_dataset, "train_dataset")
+        self.eval_rows = training_rows(eval_dataset, "eval_dataset") if eval_dataset is not None else None
+        if processing_class is None:  # the model's own tokenizer, as transformers users expect
+            processing_class = getattr(model, "name_or_path", model)
+            if not processing_class or not isinstance(processing_class, (str, Path)):
+                raise ValueError("processing_class: give the tokenizer (an object or a path) when the model is "
+                                 "not a path")
+        self.tokenizer = load_tokenizer(processing_class) if isinstance(processing_class, (str, Path)) \
+            else processing_class
+        policy, self.model_cfg, self.model_identity = build_policy(model, self.tokenizer, cfg.model_init_kwargs)
         self.out.mkdir(parents=True, exist_ok=True)  # after the checks of the tokenizer and model paths
-        self.bos, self.eos = self.model.bos_id, self.model.eos_id
-        self.bkspc, self.pad = self.model.bkspc_id, self.model.pad_id
-        self.examples = encode_rows(load_rows(cfg.train_file), self.tokenizer)
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        self.optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.bos, self.eos = policy.bos_id, policy.eos_id
+        self.bkspc, self.pad = policy.bkspc_id, policy.pad_id
+        self.attn_implementation = policy.attn_implementation
+        self.data_sha256, self.tokenizer_sha256 = rows_sha256(rows), tokenizer_sha256(self.tokenizer)
+        self.examples = encode_rows(rows, self.tokenizer)
+        params = [p for p in policy.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
         self.scheduler = losses.make_lr_scheduler(self.optimizer, warmup_steps=cfg.warmup_steps,
-                                                  total_steps=cfg.steps)
+                                                  total_steps=cfg.max_steps)
         # the scheduler stays unwrapped: one schedule step per optimizer step, whatever the process count
-        self.model, self.optimizer = self.accel.prepare(self.model, self.optimizer)
+        self.model, self.optimizer = self.accel.prepare(policy, self.optimizer)
         # data order, noise, rollout prompts, sampling: one stream per process, or every GPU would
         # train on (and sample) the same rows; process 0 keeps the single-process streams
         self.rng = np.random.default_rng(cfg.seed)
@@ -246,7 +261,7 @@ class Trainer:
             self._own_streams()
         self.special = {self.bos, self.eos, self.bkspc, self.pad}
         self.vocab_noise = random_noise_ids(len(self.tokenizer), self.special)
-        self.model_rows = cfg.model_rows or cfg.batch_size
+        self.model_rows = cfg.model_rows or cfg.per_device_train_batch_size
         self.interval = sampling_interval(capacity=cfg.replay_capacity, reuse=cfg.replay_reuse,
                                           gen_batch_size=cfg.gen_batch_size,
                                           model_rows_per_step=self.model_rows)
@@ -258,6 +273,38 @@ class Trainer:
         self.last_sample_step = None
         self.rollout_stats: dict = {}  # of the latest sampling round, in every log line after it
         self._stop = False
+        # transformers' callback protocol (TrainerState, TrainerControl, TrainerCallback's methods)
+        self.callbacks = list(callbacks or [])
+        if cfg.report_to == "tensorboard":
+            from transformers.integrations import TensorBoardCallback
+
+            self.callbacks.append(TensorBoardCallback())
+        self.state = TrainerState(max_steps=cfg.max_steps, logging_steps=cfg.logging_steps,
+                                  eval_steps=cfg.eval_steps, save_steps=cfg.save_steps,
+                                  train_batch_size=cfg.per_device_train_batch_size,
+                                  is_local_process_zero=self.accel.is_local_main_process,
+                                  is_world_process_zero=self.accel.is_main_process)
+        self.control = TrainerControl()
+
+    def add_callback(self, callback):
+        self.callbacks.append(callback)
+
+    def _event(self, name: str, **kwargs):
+        """Call ``name`` on every callback, as transformers' CallbackHandler does (a callback may
+        return a new control). ``model`` is the transformers model, ``policy`` the ``SeqMatchLM``
+        around it (offset head included)."""
+        policy = self.accel.unwrap_model(self.model)
+        for cb in self.callbacks:
+            fn = getattr(cb, name, None)
+            if fn is None:
+                continue
+            out = fn(self.cfg, self.state, self.control, model=policy.hf_model, policy=policy,
+                     processing_class=self.tokenizer, optimizer=self.optimizer, lr_scheduler=self.scheduler,
+                     **kwargs)
+            if out is not None:
+                self.control = out
+        return self.control
+
 
     # ---- trajectories
     def data_trajectory(self, ex: Example, noised: bool):
@@ -403,8 +450,7 @@ class Trainer:
         if n_model:
             trajs += [self.model_trajectory(it) for it in self.buffer.sample(n_model, self.replay_rng(1, micro))]
             is_model += [True] * n_model
-        attn = getattr(self.model_cfg, "attn_implementation", "sdpa")
-        return collate(trajs, pad_id=self.pad, attn_implementation=attn, is_model=is_model,
+        return collate(trajs, pad_id=self.pad, attn_implementation=self.attn_implementation, is_model=is_model,
                        dtype=torch.float32).to(self.accel.device)
 
     def train_step(self) -> dict:
@@ -414,15 +460,15 @@ class Trainer:
         if use_model_rows and (self.last_sample_step is None or self.step - self.last_sample_step >= self.interval):
             self.fill_buffer()
         noised = cfg.method in ("bc", "sm")
-        micro = cfg.batch_size // cfg.grad_accum
-        n_model = self.model_rows // cfg.grad_accum if use_model_rows else 0
+        micro = cfg.per_device_train_batch_size // cfg.gradient_accumulation_steps
+        n_model = self.model_rows // cfg.gradient_accumulation_steps if use_model_rows else 0
         t0 = time.perf_counter()
         logs, tokens, skipped = [], 0, False
         diag = {}
         want_diag = (use_model_rows and cfg.grad_diagnostics_every and self.accel.num_processes == 1
                      and self.step % cfg.grad_diagnostics_every == 0)
         self.optimizer.zero_grad(set_to_none=True)
-        for m in range(cfg.grad_accum):
+        for m in range(cfg.gradient_accumulation_steps):
             batch = self.make_batch(micro, n_model, noised, m)
             tokens += int(batch.state_mask.sum())
             if want_diag and m == 0:  # its own RNG state: dropout there must not move training's streams
@@ -431,7 +477,8 @@ class Trainer:
                     diag = self.gradient_diagnostics(batch, beta)
             # DDP syncs gradients on the last micro-batch only; accelerate's backward divides the
             # loss by grad_accum, so the step's gradient is the mean over micro-batches
-            sync = contextlib.nullcontext() if m == cfg.grad_accum - 1 else self.accel.no_sync(self.model)
+            last = m == cfg.gradient_accumulation_steps - 1
+            sync = contextlib.nullcontext() if last else self.accel.no_sync(self.model)
             with sync:
                 out = self.compute_loss(batch, beta)
                 finite = torch.isfinite(out["loss"].detach()).all().float().reshape(1)
@@ -469,7 +516,8 @@ class Trainer:
     # ---- checkpoints (seqmatch.checkpoint: the files, their identity checks, the RNG streams)
     def identity(self) -> dict:
         """What makes two runs the same run (``seqmatch.checkpoint.identity``)."""
-        return checkpoint.identity(self.cfg, self.model_cfg, self.accel.num_processes)
+        return checkpoint.identity(self.cfg, self.model_identity, self.data_sha256, self.tokenizer_sha256,
+                                   self.accel.num_processes)
 
     def trainable_state(self) -> dict:
         return checkpoint.trainable_state(self.accel.unwrap_model(self.model))
@@ -477,25 +525,31 @@ class Trainer:
     def save_checkpoint(self, name: str = checkpoint.CHECKPOINT):
         # every process's own streams and replay buffer (None with one process), then one writer per
         # run directory (the processes hold the same weights)
-        ranks = distributed.gather(self.accel, checkpoint.capture_process(self.rng, self.gen, self.buffer.state_dict())
+        ranks = distributed.gather(self.accel, checkpoint.capture_process(self.rng, self.gen, self.process_state())
                                    if self.accel.process_index > 0 else None)
         if not self.accel.is_main_process:
             return
         progress = {"step": self.step, "nonfinite": self.nonfinite, "last_sample_step": self.last_sample_step,
                     "grad_times": self.grad_times, "sample_times": self.sample_times,
-                    "buffer": self.buffer.state_dict()}
+                    "buffer": self.process_state()}
         checkpoint.save(self.out / name, model=self.accel.unwrap_model(self.model), optimizer=self.optimizer,
                         scheduler=self.scheduler, rng=self.rng, gen=self.gen, progress=progress,
                         identity=self.identity(), ranks=ranks[1:] if ranks else None)
 
-    def load_checkpoint(self) -> bool:
+    def process_state(self) -> dict:
+        """This process's replay buffer and latest rollout statistics (both its own, per process)."""
+        return {**self.buffer.state_dict(), "rollout_stats": self.rollout_stats}
+
+    def load_checkpoint(self, discard: bool = False) -> bool:
+        """Restore ``output_dir/checkpoint`` if it is this run's (``discard``: never; the next save
+        replaces it)."""
         final = self.out / checkpoint.CHECKPOINT
         main = self.accel.is_main_process  # one process moves and deletes files; the others wait
         if main:
             checkpoint.recover(final)
         self.accel.wait_for_everyone()
         state = checkpoint.read_state(final)
-        if state is None:
+        if state is None or discard:
             return False
         stale = checkpoint.stale(state, self.identity())
         if stale:  # a different run wrote it (e.g. the config changed): start this one afresh
@@ -508,7 +562,7 @@ class Trainer:
             return False
         self._restore(final, state)
         if main:  # the job log says where a retried or requeued job went on from
-            print(f"{final}: resuming at step {self.step} of {self.cfg.steps}", file=sys.stderr)
+            print(f"{final}: resuming at step {self.step} of {self.cfg.max_steps}", file=sys.stderr)
         return True
 
     def _own_streams(self, *salt: int):
@@ -531,10 +585,12 @@ class Trainer:
             buffer = state["buffer"]
         self.last_sample_step = state["last_sample_step"]
         self.grad_times, self.sample_times = state["grad_times"], state["sample_times"]
+        buffer = dict(buffer)
+        self.rollout_stats = buffer.pop("rollout_stats", {})  # the log lines until the next round carry them
         self.buffer.load_state_dict(buffer)
 
     def warm_start(self, log_path: Path):
-        """Start an SM run from a BC run's bc_warmup/ snapshot (TrainConfig.warm_start): its state
+        """Start an SM run from a BC run's bc_warmup/ snapshot (SequenceMatchConfig.warm_start): its state
         and its log lines of the warm-up steps, after checking that run trained what this one would."""
         src = Path(self.cfg.warm_start)
         snap = src / checkpoint.BC_WARMUP
@@ -565,12 +621,22 @@ class Trainer:
         flag = torch.tensor([float(self._stop)], device=self.accel.device)
         return bool(self.accel.reduce(flag, reduction="sum").item() > 0)
 
-    def run(self) -> dict:
+    def train(self, resume_from_checkpoint: bool | None = None) -> dict:
+        """Train ``max_steps`` steps; return the run's summary (``summary.json``).
+
+        ``resume_from_checkpoint``: None (default, what the command line does) resumes from
+        ``output_dir/checkpoint`` when it holds this run's state (same config, model, tokenizer,
+        data and process count; another run's checkpoint is named on stderr and replaced); True
+        requires such a checkpoint; False starts from step 0 whatever is there."""
         from tqdm.auto import tqdm
 
         cfg = self.cfg
         main = self.accel.is_main_process
-        resumed = self.load_checkpoint()
+        resumed = self.load_checkpoint(discard=resume_from_checkpoint is False)
+        if resume_from_checkpoint is True and not resumed:
+            raise ValueError(f"resume_from_checkpoint=True, but {self.out / checkpoint.CHECKPOINT} holds no "
+                             f"checkpoint of this run")
+        self.state.global_step = self.step
         log_path = self.out / "train_log.jsonl"
         if cfg.stop_after_warmup and resumed and self.step >= cfg.bc_warmup_steps:
             if self.has_warmup_snapshot():  # done already (SM runs may be reading it: leave it be)
@@ -594,43 +660,136 @@ class Trainer:
                     stale.unlink(missing_ok=True)
             if cfg.method == "sm" and cfg.warm_start:
                 self.warm_start(log_path)
+                self.state.global_step = self.step
         self.accel.wait_for_everyone()
         prev = signal.signal(signal.SIGTERM, self._on_sigterm)
         self.model.train()
+        self._event("on_train_begin")
         rec: dict = {}
         try:
-            with open(log_path, "a") as log, tqdm(total=cfg.steps, initial=self.step, desc=f"{cfg.method}",
+            with open(log_path, "a") as log, tqdm(total=cfg.max_steps, initial=self.step, desc=f"{cfg.method}",
                                                   disable=not self.accel.is_main_process, mininterval=5) as bar:
-                while self.step < cfg.steps:
+                while self.step < cfg.max_steps:
+                    self._event("on_step_begin")
                     rec = distributed.reduce_record(self.train_step(), self.accel)  # over processes
-                    if self.accel.is_main_process and (rec["step"] % cfg.log_every == 0 or self.step == cfg.steps):
-                        log.write(json.dumps(rec) + "\n")
-                        log.flush()
+                    self.state.global_step = self.step
+                    last = self.step == cfg.max_steps
+                    if rec["step"] % cfg.logging_steps == 0 or last:
+                        if self.accel.is_main_process:
+                            log.write(json.dumps(rec) + "\n")
+                            log.flush()
+                        self.log(rec)
                     # refresh=False: the postfix rides on update's mininterval (job logs stay short)
                     bar.set_postfix(loss=f"{rec.get('loss', float('nan')):.4g}", beta=f"{rec['beta']:.2f}",
                                     refresh=False)
                     bar.update(1)
+                    if self.eval_rows is not None and (last or (cfg.eval_steps and self.step % cfg.eval_steps == 0)):
+                        self.evaluate()
+                    self._event("on_step_end")
                     # before any checkpoint of this step: a run resumed past it has written it
-                    if cfg.method == "bc" and self.step == cfg.bc_warmup_steps < cfg.steps:
+                    if cfg.method == "bc" and self.step == cfg.bc_warmup_steps < cfg.max_steps:
                         log.flush()
                         if not self.has_warmup_snapshot():  # an equal one stays (SM runs may be reading it)
                             self.save_warmup_snapshot(log_path)  # SM runs of this seed, noise and eta start here
                         if cfg.stop_after_warmup:
                             self.save_checkpoint()  # the BC run resumes here
                             self.accel.wait_for_everyone()
+                            self._event("on_train_end")
                             return self.warmup_done()
                     if self._stop_now():
                         self.save_checkpoint()
                         self.accel.wait_for_everyone()  # no process exits while the checkpoint is written
                         raise SystemExit(143)  # SLURM preemption: checkpoint saved, non-zero exit
-                    if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0 and self.step < cfg.steps:
+                    if self.control.should_training_stop and not last:  # a callback's stop: resumable
                         self.save_checkpoint()
+                        self.accel.wait_for_everyone()
+                        self._event("on_train_end")
+                        return {"method": cfg.method, "steps": self.step, "stopped_early": True}
+                    if cfg.save_steps and self.step % cfg.save_steps == 0 and not last:
+                        self.save_checkpoint()
+                        self._event("on_save")
         finally:
             signal.signal(signal.SIGTERM, prev)
         if not rec and log_path.exists():  # resumed at the last step: its record is in the log
             lines = log_path.read_text().splitlines()
             rec = json.loads(lines[-1]) if lines else {}
-        return self.finish(rec)
+        summary = self.finish(rec)
+        self._event("on_train_end")
+        return summary
+
+    def log(self, logs: dict) -> None:
+        """Hand a record to the callbacks' ``on_log`` (and so to ``report_to``): its numbers, without
+        ``step`` (the x-axis is ``state.global_step``, the steps done: a train_log.jsonl line's
+        ``step`` + 1)."""
+        scalars = {k: (int(v) if isinstance(v, bool) else v) for k, v in logs.items()
+                   if isinstance(v, (int, float)) and k != "step"}
+        self.state.log_history.append({**scalars, "step": self.state.global_step})
+        self._event("on_log", logs=scalars)
+
+    def evaluate(self, eval_dataset=None, metric_key_prefix: str = "eval") -> dict:
+        """Metrics of the model on ``eval_dataset`` (default: the trainer's): ``eval_loss`` (clean
+        cross-entropy per predicted token, nats; the prompt left out with ``mask_prompt``) and
+        ``eval_perplexity``; for rows with a prompt also ``eval_accuracy``
+        (``seqmatch.evaluate.arithmetic_accuracy``: sampled with ``temperature``/``top_p``, backspaces
+        applied, against the row's answer or completion) and ``eval_bkspc_rate``. Sampling uses
+        its own generator (seed, step), so evaluating changes no training stream."""
+        from seqmatch.evaluate import arithmetic_accuracy, heldout_perplexity
+
+        rows = training_rows(eval_dataset, "eval_dataset") if eval_dataset is not None else self.eval_rows
+        if rows is None:
+            raise ValueError("evaluate: no eval_dataset (give one to the trainer or to evaluate)")
+        cfg = self.cfg
+        model = self.accel.unwrap_model(self.model)
+        was_training = model.training
+        model.eval()
+        try:
+            ppl = heldout_perplexity(model, self.tokenizer, rows, batch_size=cfg.per_device_eval_batch_size,
+                                     mask_prompt=cfg.mask_prompt)
+            metrics = {"loss": ppl["mean_nll"], "perplexity": ppl["perplexity"]}
+            prompted = [r for r in rows if r["prompt"]]
+            if prompted:
+                acc = arithmetic_accuracy(model, self.tokenizer, prompted, max_new_tokens=cfg.max_new_tokens,
+                                          temperature=cfg.temperature, top_p=cfg.top_p,
+                                          seed=cfg.seed * 1_000_003 + self.step,
+                                          batch_size=cfg.per_device_eval_batch_size)
+                metrics.update(accuracy=acc["accuracy"], bkspc_rate=acc["bkspc_rate"])
+        finally:
+            model.train(was_training)
+        metrics = {f"{metric_key_prefix}_{k}": v for k, v in metrics.items()}
+        self.last_eval = metrics
+        self.log(metrics)
+        self._event("on_evaluate", metrics=metrics)
+        return metrics
+
+    def save_model(self, output_dir: str | None = None) -> Path:
+        """Write the model (``AutoModelForCausalLM.from_pretrained`` loads it), its tokenizer and a
+        model card to ``output_dir`` (default ``args.output_dir/model``), atomically."""
+        from seqmatch.model import save_model
+
+        final = Path(output_dir) if output_dir is not None else self.out / "model"
+        if self.accel.is_main_process:
+            tmp = final.with_name(final.name + ".tmp")
+            if tmp.exists():
+                shutil.rmtree(tmp)
+            save_model(self.accel.unwrap_model(self.model), self.tokenizer, tmp,
+                       card=self.model_card_info())
+            if final.exists():
+                shutil.rmtree(final)
+            tmp.rename(final)
+        self.accel.wait_for_everyone()  # every process returns once the directory is complete
+        return final
+
+    def model_card_info(self) -> dict:
+        """What the model card says about this run (``seqmatch.model.model_card``)."""
+        cfg = self.cfg
+        keys = ["method", "max_steps", "per_device_train_batch_size", "learning_rate", "seed"]
+        if cfg.method in ("bc", "sm"):
+            keys += ["noise", "eta"]
+        if cfg.method == "sm":
+            keys += ["alpha", "gamma", "divergence", "bc_warmup_steps", "beta_final", "beta_anneal_steps"]
+        return {"hyperparameters": {k: getattr(cfg, k) for k in keys}, "train_rows": len(self.examples),
+                "data_sha256": self.data_sha256, "metrics": dict(getattr(self, "last_eval", {}) or {}),
+                "step": self.step}
 
     def has_warmup_snapshot(self) -> bool:
         """bc_warmup/ holds this run's state at step bc_warmup_steps. Every process looks before any
@@ -667,21 +826,15 @@ class Trainer:
         return done
 
     def finish(self, last: dict) -> dict:
-        from seqmatch.model import save_model
-
         self.save_checkpoint()  # a complete run is resumable as "already done"
-        if self.accel.is_main_process:
-            model_dir = self.out / "model"
-            tmp = self.out / "model.tmp"
-            if tmp.exists():
-                shutil.rmtree(tmp)
-            save_model(self.accel.unwrap_model(self.model), self.tokenizer, tmp)
-            if model_dir.exists():
-                shutil.rmtree(model_dir)
-            tmp.rename(model_dir)
-        self.accel.wait_for_everyone()  # every process returns once model/ is complete
+        if self.eval_rows is not None and not getattr(self, "last_eval", None):  # resumed at the end
+            self.evaluate()
+        self.save_model()
         digests = distributed.check_same_weights(self.accel, self.accel.unwrap_model(self.model))
-        return self.write_summary(last, {"process_weights_sha256": digests} if digests else {})
+        extra = {"process_weights_sha256": digests} if digests else {}
+        if getattr(self, "last_eval", None):
+            extra["eval"] = self.last_eval
+        return self.write_summary(last, extra)
 
     def write_summary(self, last: dict, extra: dict | None = None) -> dict:
         cfg = self.cfg
@@ -707,7 +860,7 @@ class Trainer:
             "device": device_name(self.accel.device), "num_processes": self.accel.num_processes,
             "tokens_per_s": last.get("tokens_per_s"), "final_loss": last.get("loss"),
             "nonfinite_skipped": self.nonfinite, "config": dataclasses.asdict(cfg),
-            "model_config": dataclasses.asdict(self.model_cfg), **(extra or {}),
+            "model_config": self.model_identity, "data_sha256": self.data_sha256, **(extra or {}),
         }
         if self.accel.is_main_process:
             tmp = self.out / "summary.json.tmp"
@@ -744,6 +897,18 @@ def device_name(device) -> str:
 
 # ---------------------------------------------------------------------------------------- CLI
 
+# what the command line takes besides SequenceMatchConfig and ModelConfig fields (the run config
+# file's train section holds them too): the data and the tokenizer, handed to the trainer
+SCRIPT_FIELDS = {
+    "train_file": "JSONL training rows: prompt/completion (seqmatch.data output), question/answer or text",
+    "eval_file": "JSONL rows to evaluate on (eval_loss, eval_accuracy; SequenceMatchConfig.eval_steps); "
+                 "empty: none",
+    "tokenizer": "tokenizer directory or hub id (default: the model's name_or_path)",
+}
+# SequenceMatchConfig fields the command line leaves out (the run config's model section holds them)
+API_ONLY = ("model_init_kwargs",)
+
+
 def _parse_value(ftype, text: str):
     t = ftype if isinstance(ftype, str) else getattr(ftype, "__name__", str(ftype))
     if "bool" in t:
@@ -763,74 +928,113 @@ def _parse_value(ftype, text: str):
     return text
 
 
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from seqmatch.config import ALIASES
     from seqmatch.model import ModelConfig
 
+    old_names = {new: old for old, new in ALIASES.items()}
     p = argparse.ArgumentParser(prog="python -m seqmatch.train", description=__doc__.split("\n\n")[0])
     p.add_argument("--config", metavar="FILE",
                    help="run config (JSON or YAML): sections 'train' and 'model' holding the fields below "
                         "under the same names (the workflow writes one per run, seqmatch.runs); flags "
                         "given as well override its values")
-    for cls in (TrainConfig, ModelConfig):
+    group = p.add_argument_group("data")
+    for name, text in SCRIPT_FIELDS.items():
+        group.add_argument(_flag(name), dest=name, default=argparse.SUPPRESS, metavar="PATH", help=text)
+    for cls in (SequenceMatchConfig, ModelConfig):
         group = p.add_argument_group(cls.__name__)
         for f in dataclasses.fields(cls):
+            if f.name in API_ONLY:
+                continue
             default = f.default if f.default is not dataclasses.MISSING else (
                 f.default_factory() if f.default_factory is not dataclasses.MISSING else None)  # type: ignore
             # SUPPRESS: only the flags given appear in the namespace (they override --config)
-            group.add_argument("--" + f.name.replace("_", "-"), dest=f.name, default=argparse.SUPPRESS,
-                               type=lambda s, t=f.type: _parse_value(t, s), metavar=str(f.type).upper(),
+            kw = dict(default=argparse.SUPPRESS, type=lambda s, t=f.type: _parse_value(t, s),
+                      metavar=str(f.type).upper())
+            group.add_argument(_flag(f.name), dest=f.name, **kw,
                                help=f"{f.metadata['help']} (default: {default!r})".replace("%", "%%"))
+            if f.name in old_names:  # the old spelling, its own dest: both given differently is an error
+                group.add_argument(_flag(old_names[f.name]), dest=old_names[f.name], **kw,
+                                   help=f"old name of {_flag(f.name)}")
     return p
 
 
 def load_run_config(path: str) -> dict[str, dict]:
-    """{"train": {...}, "model": {...}} from a JSON/YAML run config; ValueError naming the file and
-    the offending key for anything else."""
+    """{"train": {...}, "model": {...}} from a JSON/YAML run config, old names replaced by the
+    fields' (``seqmatch.config.ALIASES``); ValueError naming the file and the offending key for
+    anything else."""
+    from seqmatch.config import ALIASES
     from seqmatch.model import ModelConfig
     from seqmatch.options import read_config_file
 
     cfg = read_config_file(path)
     if set(cfg) - {"train", "model"}:
         raise ValueError(f"--config {path}: expected a mapping with sections 'train' and 'model', got {sorted(cfg)}")
-    for section, cls in (("train", TrainConfig), ("model", ModelConfig)):
-        names = {f.name for f in dataclasses.fields(cls)}
+    for section, cls, extra in (("train", SequenceMatchConfig, set(SCRIPT_FIELDS) | set(ALIASES)),
+                                ("model", ModelConfig, set())):
+        names = {f.name for f in dataclasses.fields(cls) if f.name not in API_ONLY} | extra
         unknown = sorted(set(cfg.get(section) or {}) - names)
         if unknown:
             raise ValueError(f"--config {path}: unknown {section} key(s) {', '.join(unknown)} "
                              f"(not {cls.__name__} fields; see python -m seqmatch.train --help)")
-    return {"train": dict(cfg.get("train") or {}), "model": dict(cfg.get("model") or {})}
+    return {"train": resolve_aliases(cfg.get("train") or {}, f"--config {path}: train"),
+            "model": dict(cfg.get("model") or {})}
+
+
+def from_run_config(values: dict) -> SequenceMatchTrainer:
+    """The trainer of a run config ``{"train": {...}, "model": {...}}`` (``load_run_config``): the
+    train section's SequenceMatchConfig fields, its data files and tokenizer (``SCRIPT_FIELDS``),
+    the model section's ModelConfig."""
+    from seqmatch.model import ModelConfig
+
+    train = dict(values["train"])
+    script = {k: train.pop(k, "") for k in SCRIPT_FIELDS}
+    if not script["train_file"]:
+        raise ValueError("train_file (flag --train-file): a JSONL file of training rows is required")
+    rows = load_rows(script["train_file"])
+    eval_rows = load_rows(script["eval_file"]) if script["eval_file"] else None
+    return SequenceMatchTrainer(model=ModelConfig(**values["model"]), args=SequenceMatchConfig(**train),
+                                train_dataset=rows, eval_dataset=eval_rows,
+                                processing_class=script["tokenizer"] or None)
 
 
 def main(argv=None) -> int:
     from seqmatch.model import ModelConfig
 
     args = vars(build_parser().parse_args(argv))
-    tnames = {f.name for f in dataclasses.fields(TrainConfig)}
+    mnames = {f.name for f in dataclasses.fields(ModelConfig)}
     try:
         values = load_run_config(args.pop("config")) if args.get("config") else {"train": {}, "model": {}}
+        args.pop("config", None)
+        flags = resolve_aliases({k: v for k, v in args.items() if k not in mnames}, "flags")
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    args.pop("config", None)
-    for k, v in args.items():  # flags override the file
-        values["train" if k in tnames else "model"][k] = v
-    cfg = TrainConfig(**values["train"])
-    model_cfg = ModelConfig(**values["model"])
+    values["train"].update(flags)  # flags override the file
+    values["model"].update({k: v for k, v in args.items() if k in mnames})
     try:
-        trainer = Trainer(cfg, model_cfg)
+        trainer = from_run_config(values)
+    except OSError as e:
+        print(f"error: {e.filename}: {e.strerror} (flag --train-file / --eval-file)", file=sys.stderr)
+        return 2
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    out = Path(cfg.out_dir)
-    # (a stop_after_warmup job on a finished run goes through run(): it must write bc_warmup.json)
+    cfg = trainer.cfg
+    out = Path(cfg.output_dir)
+    # (a stop_after_warmup job on a finished run goes through train(): it must write bc_warmup.json)
     if not cfg.stop_after_warmup and (out / "summary.json").exists() and (out / "model").exists():
         state = checkpoint.read_state(out / checkpoint.CHECKPOINT) or {}
-        if state.get("step") == cfg.steps and not checkpoint.stale(state, trainer.identity()):
+        if state.get("step") == cfg.max_steps and not checkpoint.stale(state, trainer.identity()):
             if trainer.accel.is_main_process:
-                print(f"{cfg.out_dir}: already complete ({cfg.steps} steps)")
+                print(f"{cfg.output_dir}: already complete ({cfg.max_steps} steps)")
             return 0
     try:
-        summary = trainer.run()
+        summary = trainer.train()
     except NonFiniteLossError as e:
         print(f"error: {e}", file=sys.stderr)
         return 3

@@ -37,6 +37,7 @@ def test_bench_cli_tiny():
     out = subprocess.run([sys.executable, "-m", "seqmatch.bench", *args], capture_output=True, text=True, check=True)
     res = json.loads(out.stdout.strip().splitlines()[-1])
     for k in ("sm_over_mle_step_time_per_token", "bkspc_sampler_over_plain_throughput",
+              "hf_trainer_sm_over_sm_step_time_per_token",
               "transform_over_naive_throughput", "sm_over_mle_peak_memory"):
         assert np.isfinite(res[k]) and res[k] > 0, k
     assert 0 < res["sampler_bkspc_fraction"] < 0.5

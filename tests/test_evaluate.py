@@ -156,10 +156,12 @@ def test_draw_indices():
 
 
 def test_json_is_standard_and_atomic(tmp_path):
+    from seqmatch.io import write_csv, write_json
+
     p = tmp_path / "sub" / "x.json"
-    ev.write_json(str(p), {"a": float("nan"), "b": [1.0, float("inf")], "c": np.float32(0.5), "d": np.int64(3)})
+    write_json(str(p), {"a": float("nan"), "b": [1.0, float("inf")], "c": np.float32(0.5), "d": np.int64(3)})
     assert json.loads(p.read_text()) == {"a": None, "b": [1.0, None], "c": 0.5, "d": 3}
-    ev.write_csv(str(tmp_path / "t.csv"), [{"x": "a,b", "y": "line\nbreak", "z": "dropped"}], ["x", "y"])
+    write_csv(str(tmp_path / "t.csv"), [{"x": "a,b", "y": "line\nbreak", "z": "dropped"}], ["x", "y"])
     with open(tmp_path / "t.csv", newline="") as f:
         assert list(csv.DictReader(f)) == [{"x": "a,b", "y": "line\nbreak"}]
     assert not [q for q in tmp_path.rglob(".tmp-*")]
@@ -229,13 +231,13 @@ def test_arithmetic_metrics_on_canned_samples(tiny, monkeypatch):
               enc(" 111") + [EOS],
               enc(" 4") + [BK] + enc("3")]  # not finished, wrong
 
-    def fake_sample(model, tok_, prompts, args, *, max_new_tokens, seed):
+    def fake_sample(model, tok_, prompts, *, max_new_tokens, seed, **sampling):
         states = [apply_backspaces(p + a, BK) for p, a in zip(prompts, canned)]
         states = [s[:-1] if s and s[-1] == EOS else s for s in states]
         return SampleOutput(actions=canned, states=states, finished=[a[-1] == EOS for a in canned],
                             prompts=prompts)
 
-    monkeypatch.setattr(ev, "sample", fake_sample)
+    monkeypatch.setattr(ev.common, "sample", fake_sample)
     out, gen = tiny["dir"] / "a.json", tiny["dir"] / "a.jsonl"
     ev.main(["arithmetic", "--model-dir", tiny["model"], "--test-file", tiny["arith"], "--out", str(out),
              "--generations", str(gen)])
@@ -312,7 +314,7 @@ def test_mistakes_summary_on_canned_samples(tiny, monkeypatch):
     questions = [enc(f"{q} Solution:") for q, _, _ in ARITH]
     seen = {}
 
-    def fake_sample(model, tok_, prompts, args, *, max_new_tokens, seed):
+    def fake_sample(model, tok_, prompts, *, max_new_tokens, seed, **sampling):
         canned = []
         for i, (p, q) in enumerate(zip(prompts, questions)):
             undo = [BK] * (len(p) - len(q))  # delete exactly the mistake's tokens
@@ -322,7 +324,7 @@ def test_mistakes_summary_on_canned_samples(tiny, monkeypatch):
         states = [apply_backspaces(p + a, BK)[:-1] for p, a in zip(prompts, canned)]
         return SampleOutput(actions=canned, states=states, finished=[True] * 4, prompts=prompts)
 
-    monkeypatch.setattr(ev, "sample", fake_sample)
+    monkeypatch.setattr(ev.common, "sample", fake_sample)
     out, summary = tiny["dir"] / "m.csv", tiny["dir"] / "m.json"
     ev.main(["mistakes", "--model-dir", tiny["model"], "--test-file", tiny["arith"], "--out", str(out),
              "--n", "4", "--seed", "5", "--summary", str(summary)])

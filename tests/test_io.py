@@ -165,7 +165,7 @@ def test_atomic_path_replaces_only_on_success(tmp_path):
 def test_the_copies_are_gone():
     import seqmatch.data as data
     import seqmatch.data.sources as sources
-    import seqmatch.evaluate as ev
+    import seqmatch.evaluate.cli as ev  # the evaluation commands write through seqmatch.io
 
     assert data.read_jsonl is sio.read_jsonl and data.write_jsonl is sio.write_jsonl
     assert ev.read_jsonl is sio.read_jsonl and ev.write_json is sio.write_json

@@ -117,6 +117,8 @@ def test_eq4_by_hand(divergence, initial_value):
     assert out["terminal"].item() == pytest.approx(term_data, rel=1e-12)
     assert out["v0_data"].item() == pytest.approx(Vd[0], rel=1e-12)
     assert out["v0_model"].item() == pytest.approx(Vu[0], rel=1e-12)
+    assert out["v_final_data"].item() == pytest.approx(Vd[3], rel=1e-12)  # final states N = 3, M = 2
+    assert out["v_final_model"].item() == pytest.approx(Vu[2], rel=1e-12)
     assert out["residue"].item() == pytest.approx(0.5 * (Vd[0] - Vu[0]), abs=1e-15)
     assert out["regularizer"].item() == pytest.approx(reg, rel=1e-12, abs=1e-15)
     assert out["mean_v"].item() == pytest.approx(sum(Vd + Vu) / 7, rel=1e-12)

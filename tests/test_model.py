@@ -61,7 +61,7 @@ def base_dirs(tmp_path_factory):
         m = build_model(tiny_cfg(arch), tok)
         d = tmp_path_factory.mktemp(f"base_{arch}")
         save_model(m, tok, d)
-        out[arch] = str(d / "hf")
+        out[arch] = str(d)  # transformers loads the saved directory as it is
     return out
 
 
@@ -259,7 +259,7 @@ def test_save_load_roundtrip_identical_logits(arch, lora, base_dirs, tmp_path):
     assert any(f.endswith(".safetensors") for f in files)
     meta = json.loads((tmp_path / "seqmatch_model.json").read_text())
     assert meta["model_config"] == dataclasses.asdict(cfg) and meta["bkspc_id"] == m.bkspc_id
-    assert (tmp_path / ("adapter" if lora else "hf")).is_dir()
+    assert (tmp_path / ("adapter_config.json" if lora else "config.json")).is_file()
     m2, tok2 = load_model(tmp_path)
     assert m2.config == cfg and len(tok2) == len(tok)
     assert (m2.bkspc_id, m2.bos_id, m2.eos_id, m2.pad_id) == (m.bkspc_id, m.bos_id, m.eos_id, m.pad_id)
@@ -333,7 +333,7 @@ def test_qlora_loads_and_trains_on_cpu(tmp_path):
     base = tmp_path / "base"
     save_model(build_model(tiny_cfg("llama", **wide), tok), tok, base)
     torch.manual_seed(0)
-    cfg = tiny_cfg("llama", name_or_path=str(base / "hf"), lora_r=4, load_in_4bit=True, **wide)
+    cfg = tiny_cfg("llama", name_or_path=str(base), lora_r=4, load_in_4bit=True, **wide)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -347,7 +347,7 @@ def test_qlora_loads_and_trains_on_cpu(tmp_path):
     out.logits.logsumexp(-1).sum().backward()
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for n, p in m.named_parameters() if "lora_B" in n)
     # the 4-bit model agrees with the full-precision one up to quantisation error
-    full = build_model(tiny_cfg("llama", name_or_path=str(base / "hf"), **wide), tiny_tokenizer())
+    full = build_model(tiny_cfg("llama", name_or_path=str(base), **wide), tiny_tokenizer())
     full.offset_head.load_state_dict(m.offset_head.state_dict())
     m.eval(), full.eval()
     with torch.no_grad():

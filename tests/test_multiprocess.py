@@ -39,6 +39,7 @@ SEED = 3
 
 
 def train_values(toy, out, **kw):
+    """A run config's train section, under seqmatch < 0.2's names (steps, lr, ...: still accepted)."""
     base = dict(train_file=str(toy / "train.jsonl"), tokenizer=str(toy / "tok"), out_dir=str(out), seed=SEED,
                 steps=24, batch_size=8, lr=3e-3, warmup_steps=2, checkpoint_every=0, max_len=16, eta=0.1,
                 noise="random", bc_warmup_steps=5, beta_anneal_steps=10, replay_capacity=16, replay_reuse=2,
@@ -93,10 +94,11 @@ def max_diff(a, b) -> float:
 def single_process(toy, out, streams=None, **kw):
     """A single-process run in this process; ``streams``: numpy seeds, one per micro-batch: micro-batch
     m draws its rows and noise from stream m (what process m of a multi-process run does)."""
+    from seqmatch.config import SequenceMatchConfig, resolve_aliases
     from seqmatch.model import ModelConfig
-    from seqmatch.train import TrainConfig, Trainer
+    from seqmatch.train import SequenceMatchTrainer, load_rows
 
-    class Streams(Trainer):
+    class Streams(SequenceMatchTrainer):
         def draw_examples(self, n):  # called once per micro-batch, before that micro-batch's noise
             if not hasattr(self, "streams"):
                 self.streams, self.calls = [np.random.default_rng(s) for s in streams], 0
@@ -104,9 +106,11 @@ def single_process(toy, out, streams=None, **kw):
             self.calls += 1
             return super().draw_examples(n)
 
-    cls = Streams if streams else Trainer
-    summary = cls(TrainConfig(**train_values(toy, out, **kw)), ModelConfig(**TINY)).run()
-    return summary
+    cls = Streams if streams else SequenceMatchTrainer
+    values = resolve_aliases(train_values(toy, out, **kw))  # the run config files' old names (aliases)
+    rows, tok = load_rows(values.pop("train_file")), values.pop("tokenizer")
+    return cls(model=ModelConfig(**TINY), args=SequenceMatchConfig(**values), train_dataset=rows,
+               processing_class=tok).train()
 
 
 def test_two_processes_train_the_step_of_both_processes_rows(toy, tmp_path):

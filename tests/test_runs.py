@@ -13,9 +13,9 @@ CONFIG = {
     "profile_name": "test",
     "tokenizer": {"name_or_path": None},
     "model": {"name_or_path": None, "arch": "llama", "n_layer": 2, "d_model": 64},
-    "train": {"steps": 100, "batch_size": 8, "bc_warmup_steps": 40, "divergence": "chi2_mix", "num_processes": 1},
+    "train": {"max_steps": 100, "per_device_train_batch_size": 8, "bc_warmup_steps": 40, "divergence": "chi2_mix", "num_processes": 1},
     "tasks": {
-        "add_or_sub_in_base": {"train": {"steps": 200, "mask_prompt": True}, "model": {"n_layer": 4}},
+        "add_or_sub_in_base": {"train": {"max_steps": 200, "mask_prompt": True}, "model": {"n_layer": 4}},
         "mul": {}, "list_prime_factors": {},
         "text": {"train": {"bc_warmup_steps": 0}},
         "translation": {},
@@ -143,9 +143,9 @@ def test_run_config_carries_every_value_under_its_config_name():
     g = runs.Grid(CONFIG)
     cfg = g.run_config("add_or_sub_in_base", "sm", "ground_truth", "0.05", "chi2_mix", "0")
     t, m = cfg["train"], cfg["model"]
-    assert t["steps"] == 200 and t["batch_size"] == 8 and t["mask_prompt"] is True  # task over global
+    assert t["max_steps"] == 200 and t["per_device_train_batch_size"] == 8 and t["mask_prompt"] is True  # task over global
     assert (t["method"], t["noise"], t["eta"], t["seed"], t["divergence"]) == ("sm", "ground_truth", 0.05, 0, "chi2_mix")
-    assert t["out_dir"] == f"{ADD}/sm-ground_truth-eta0.05-chi2_mix/seed0"
+    assert t["output_dir"] == f"{ADD}/sm-ground_truth-eta0.05-chi2_mix/seed0"
     assert t["train_file"] == "resources/data/add_or_sub_in_base/train.jsonl"
     assert t["tokenizer"] == "resources/tokenizers/add_or_sub_in_base"
     assert "num_processes" not in t  # one process: absent (the run configs of earlier runs stay as they were)
@@ -179,8 +179,8 @@ def test_warm_up_comes_from_the_bc_run_of_the_same_coordinates_whatever_the_grid
     cfg = copy.deepcopy(CONFIG)
     cfg["tasks"]["add_or_sub_in_base"]["train"]["bc_warmup_steps"] = 200  # = steps: no snapshot
     assert runs.Grid(cfg).warmup_dir("add_or_sub_in_base", "sm", 0, "ground_truth", 0.05) is None
-    assert runs.warm_startable({"method": "sm", "bc_warmup_steps": 1, "steps": 2})
-    assert not runs.warm_startable({"method": "sm", "bc_warmup_steps": 0, "steps": 2})
+    assert runs.warm_startable({"method": "sm", "bc_warmup_steps": 1, "max_steps": 2})
+    assert not runs.warm_startable({"method": "sm", "bc_warmup_steps": 0, "max_steps": 2})
 
 
 def test_pretrained_model_drops_from_scratch_sizes_and_shares_a_tokenizer():
@@ -194,23 +194,28 @@ def test_pretrained_model_drops_from_scratch_sizes_and_shares_a_tokenizer():
 
 
 def test_identity_and_its_diff():
-    a = runs.identity({"lr": 1e-3, "out_dir": "x", "log_every": 1, "seed": 0}, {"d_ff": 128}, "abc", 1)
-    assert a == {"train": {"lr": 1e-3, "seed": 0}, "model": {"d_ff": 128}, "train_file_sha256": "abc",
-                 "num_processes": 1}
-    b = runs.identity({"lr": 2e-3, "out_dir": "y", "log_every": 5, "seed": 0}, {"d_ff": 256}, "abd", 2)
-    assert runs.identity_diff(a, b, ["lr", "seed"], " -> ") == [
-        "train.lr: 0.001 -> 0.002", "model.d_ff: 128 -> 256", "the training data differ", "num_processes: 1 -> 2"]
-    assert runs.identity_diff(a, a, ["lr", "seed"], " -> ") == []
+    a = runs.identity({"learning_rate": 1e-3, "output_dir": "x", "logging_steps": 1, "report_to": "none", "seed": 0},
+                      {"d_ff": 128}, "abc", "t1", 1)
+    assert a == {"train": {"learning_rate": 1e-3, "seed": 0}, "model": {"d_ff": 128}, "data_sha256": "abc",
+                 "tokenizer_sha256": "t1", "num_processes": 1}
+    b = runs.identity({"learning_rate": 2e-3, "output_dir": "y", "logging_steps": 5, "report_to": "tensorboard",
+                       "seed": 0}, {"d_ff": 256}, "abd", "t2", 2)
+    assert runs.identity_diff(a, b, ["learning_rate", "seed"], " -> ") == [
+        "train.learning_rate: 0.001 -> 0.002", "model.d_ff: 128 -> 256", "the training data differ",
+        "the tokenizers differ", "num_processes: 1 -> 2"]
+    assert runs.identity_diff(a, a, ["learning_rate", "seed"], " -> ") == []
 
 
 @pytest.mark.parametrize("change, message", [
-    (("train", "batch_size", 7), "tasks.add_or_sub_in_base.train.batch_size' = 7: must be a multiple of grad_accum"),
-    (("train", "bc_warmup_steps", 200), "bc_warmup_steps' = 200: must be < steps = 200"),
+    (("train", "per_device_train_batch_size", 7),
+     "tasks.add_or_sub_in_base.train.per_device_train_batch_size' = 7: must be a multiple of "
+     "gradient_accumulation_steps"),
+    (("train", "bc_warmup_steps", 200), "bc_warmup_steps' = 200: must be < max_steps = 200"),
 ])
 def test_semantic_errors_name_the_key(change, message):
     cfg = copy.deepcopy(CONFIG)
-    cfg["train"]["grad_accum"] = 2
-    cfg["train"]["batch_size"] = 8
+    cfg["train"]["gradient_accumulation_steps"] = 2
+    cfg["train"]["per_device_train_batch_size"] = 8
     section, key, value = change
     cfg["tasks"]["add_or_sub_in_base"][section][key] = value
     errors = runs.semantic_errors(cfg)
@@ -327,7 +332,7 @@ def test_schema_errors_say_why_a_grid_table_block_is_wrong():
 
 STUDY = {"task": "add_or_sub_in_base", "noise": "ground_truth", "eta": 0.05, "seeds": [0, 1],
          "settings": {"defaults": {}, "a1": {"alpha": 1.0}, "short": {"bc_warmup_steps": 150},
-                      "long": {"steps": 400, "alpha": 0.1}}}
+                      "long": {"max_steps": 400, "alpha": 0.1}}}
 
 
 def study_config(**over):
@@ -345,7 +350,7 @@ def test_a_study_setting_names_only_the_runs_it_changes():
     assert g.run_dir("add_or_sub_in_base", "bc", 0, "ground_truth", 0.05, setting="a1") == f"{bc}/seed0"
     assert g.run_dir("add_or_sub_in_base", "sm", 0, "ground_truth", 0.05, setting="defaults") == f"{sm}/seed0"
     # a setting that spells out the task's own values is the defaults' run too
-    cfg = study_config(settings={"spelled": {"steps": 200, "bc_warmup_steps": 40}, "a1": {"alpha": 1.0, "steps": 200}})
+    cfg = study_config(settings={"spelled": {"max_steps": 200, "bc_warmup_steps": 40}, "a1": {"alpha": 1.0, "max_steps": 200}})
     g2 = runs.Grid(cfg)
     assert g2.run_dir("add_or_sub_in_base", "sm", 0, "ground_truth", 0.05, setting="spelled") == f"{sm}/seed0"
     assert g2.run_dir("add_or_sub_in_base", "bc", 0, "ground_truth", 0.05, setting="a1") == f"{bc}/seed0"
@@ -365,25 +370,26 @@ def test_a_study_setting_names_only_the_runs_it_changes():
 def test_a_study_setting_run_config_and_warm_start():
     g = runs.Grid(study_config())
     cfg = g.run_config("add_or_sub_in_base", "sm", "ground_truth", 0.05, "chi2_mix+a1", 0)["train"]
-    assert cfg["alpha"] == 1.0 and cfg["divergence"] == "chi2_mix" and cfg["steps"] == 200
-    assert cfg["out_dir"] == f"{ADD}/sm-ground_truth-eta0.05-chi2_mix+a1/seed0"
+    assert cfg["alpha"] == 1.0 and cfg["divergence"] == "chi2_mix" and cfg["max_steps"] == 200
+    assert cfg["output_dir"] == f"{ADD}/sm-ground_truth-eta0.05-chi2_mix+a1/seed0"
     assert cfg["warm_start"] == f"{ADD}/bc-ground_truth-eta0.05-none/seed0"  # the defaults' BC warm-up
     # a later SM phase: the snapshot of the BC run is at another step, the run trains its own warm-up
     cfg = g.run_config("add_or_sub_in_base", "sm", "ground_truth", 0.05, "chi2_mix+short", 0)["train"]
     assert cfg["bc_warmup_steps"] == 150 and cfg["warm_start"] == ""
     # more steps: the SM run starts from the BC run of that setting, which has them too (not alpha)
     cfg = g.run_config("add_or_sub_in_base", "sm", "ground_truth", 0.05, "chi2_mix+long", 1)["train"]
-    assert cfg["steps"] == 400 and cfg["alpha"] == 0.1
+    assert cfg["max_steps"] == 400 and cfg["alpha"] == 0.1
     assert cfg["warm_start"] == f"{ADD}/bc-ground_truth-eta0.05-none+long/seed1"
     bc = g.run_config("add_or_sub_in_base", "bc", "ground_truth", 0.05, "none+long", 1)["train"]
-    assert bc["steps"] == 400 and "alpha" not in bc  # the setting's SM-phase key stays out of the BC run
+    assert bc["max_steps"] == 400 and "alpha" not in bc  # the setting's SM-phase key stays out of the BC run
     assert g.warmup_dir("add_or_sub_in_base", "bc", 1, "ground_truth", 0.05, "none+long") == \
         f"{ADD}/bc-ground_truth-eta0.05-none+long/seed1"
 
 
 @pytest.mark.parametrize("over, message", [
     ({"settings": {"a": {"seed": 3}}}, "'experiments.study.settings.a.seed': not a setting"),
-    ({"settings": {"a": {"bc_warmup_steps": 200}}}, "'experiments.study.settings.a': bc_warmup_steps = 200 must be"),
+    ({"settings": {"a": {"steps": 300}}}, "'experiments.study.settings.a.steps': an old name, write max_steps"),
+    ({"settings": {"a": {"bc_warmup_steps": 200}}}, "'experiments.study.settings.a': bc_warmup_steps = 200 must be > 0 and < max_steps = 200"),
     ({"task": "text"}, "'experiments.study.task' = 'text': a study scores accuracy"),
     ({"split": "val", "task": "mul", "settings": {"a1": {"alpha": 1.0}}},
      "'experiments.study.split' = 'val': tasks.mul.data.n_val is 0"),
@@ -402,3 +408,22 @@ def test_a_setting_name_means_one_thing():
     errors = runs.semantic_errors(cfg)
     assert len(errors) == 1 and "'experiments.study.settings.a1': also defined, differently, in experiments.other" \
         in errors[0], errors
+
+
+def test_old_train_key_names_are_renamed_and_a_conflict_named():
+    """A config of an earlier seqmatch (steps, lr, batch_size, ...) keeps working: the old names are
+    renamed before validation and override config.yaml's values (an old name comes from the user's
+    files); the user giving both names of one key with different values is one error naming both."""
+    cfg = copy.deepcopy(CONFIG)
+    cfg["train"].update(steps=7, lr=0.01)  # merged on top of config.yaml's max_steps
+    cfg["tasks"]["add_or_sub_in_base"]["train"]["grad_accum"] = 2
+    user = {"train": {"steps": 7, "lr": 0.01}, "tasks": {"add_or_sub_in_base": {"train": {"grad_accum": 2}}}}
+    assert runs.rename_train_keys(cfg, user) == []
+    assert cfg["train"]["max_steps"] == 7 and cfg["train"]["learning_rate"] == 0.01 and "steps" not in cfg["train"]
+    assert list(cfg["train"])[0] == "max_steps"  # in its place (the job configs' text stays the same)
+    assert cfg["tasks"]["add_or_sub_in_base"]["train"]["gradient_accumulation_steps"] == 2
+    assert runs.Grid(cfg).run_config("mul", "mle", "none", "0", "none", "0")["train"]["max_steps"] == 7
+    both = {"train": {"steps": 7, "max_steps": 9}}
+    assert runs.rename_train_keys(copy.deepcopy(CONFIG), both) == [
+        "config key 'train': steps=7 and max_steps=9: steps is the old name of max_steps; give one of them"]
+    assert runs.rename_train_keys(copy.deepcopy(CONFIG), {"train": {"steps": 9, "max_steps": 9}}) == []

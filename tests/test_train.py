@@ -13,20 +13,35 @@ from pathlib import Path
 import pytest
 import torch
 
-from seqmatch.train import NonFiniteLossError, TrainConfig, Trainer, main
+from seqmatch.config import SequenceMatchConfig
+from seqmatch.train import NonFiniteLossError, SequenceMatchTrainer, load_rows, main
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = dict(arch="llama", n_layer=1, n_head=2, d_model=32, d_ff=64, max_position_embeddings=64)
 
 
 def config(toy, out, **kw):
-    base = dict(train_file=str(toy / "train.jsonl"), tokenizer=str(toy / "tok"), out_dir=str(out),
-                steps=40, batch_size=8, lr=3e-3, warmup_steps=2, checkpoint_every=0, max_len=16,
+    base = dict(output_dir=str(out),
+                max_steps=40, per_device_train_batch_size=8, learning_rate=3e-3, warmup_steps=2, save_steps=0,
+                max_len=16,
                 eta=0.1, noise="random", bc_warmup_steps=5, beta_anneal_steps=10, replay_capacity=16,
                 replay_reuse=2, gen_batch_size=8, model_rows=4, max_new_tokens=6, alpha=0.5, gamma=0.95,
                 mask_prompt=True)
     base.update(kw)
-    return TrainConfig(**base)
+    return SequenceMatchConfig(**base)
+
+
+def make_trainer(toy, cfg, mcfg):
+    """The trainer of the toy task through the Python API (rows in memory, the tokenizer's path)."""
+    return SequenceMatchTrainer(model=mcfg, args=cfg, train_dataset=load_rows(str(toy / "train.jsonl")),
+                                processing_class=str(toy / "tok"))
+
+
+def run_file(toy, cfg, mcfg) -> dict:
+    """A run config file's content for cfg and mcfg (what the workflow writes)."""
+    train = {k: v for k, v in dataclasses.asdict(cfg).items() if k != "model_init_kwargs"}
+    return {"train": {**train, "train_file": str(toy / "train.jsonl"), "tokenizer": str(toy / "tok")},
+            "model": dataclasses.asdict(mcfg)}
 
 
 def model_config(**kw):
@@ -41,7 +56,7 @@ def read_log(out):
 
 @pytest.mark.parametrize("method", ["mle", "bc", "ulk", "sm"])
 def test_each_method_learns(toy, tmp_path, method):
-    s = Trainer(config(toy, tmp_path, method=method, steps=80, lr=1e-2), model_config()).run()
+    s = make_trainer(toy, config(toy, tmp_path, method=method, max_steps=80, learning_rate=1e-2), model_config()).train()
     log = read_log(tmp_path)
     assert len(log) == 80 and s["steps"] == 80
     first = sum(r["ce"] for r in log[:5]) / 5
@@ -53,8 +68,8 @@ def test_each_method_learns(toy, tmp_path, method):
 def test_sm_phases_and_replay_interval(toy, tmp_path):
     from seqmatch.replay import sampling_interval
 
-    cfg = config(toy, tmp_path, method="sm", steps=30, bc_warmup_steps=8, beta_anneal_steps=10, beta_final=0.2)
-    s = Trainer(cfg, model_config()).run()
+    cfg = config(toy, tmp_path, method="sm", max_steps=30, bc_warmup_steps=8, beta_anneal_steps=10, beta_final=0.2)
+    s = make_trainer(toy, cfg, model_config()).train()
     log = read_log(tmp_path)
     interval = sampling_interval(capacity=16, reuse=2, gen_batch_size=8, model_rows_per_step=4)
     for r in log:
@@ -77,11 +92,11 @@ def test_sm_log_carries_the_diagnostics_and_they_change_nothing(toy, tmp_path):
     independent computations, and the diagnostics leave the trained weights bit-identical."""
     from seqmatch.actions import apply_backspaces
 
-    kw = dict(method="sm", steps=24, bc_warmup_steps=6, beta_anneal_steps=8, max_grad_norm=0.5)
-    plain = Trainer(config(toy, tmp_path / "plain", **kw), model_config())
-    plain.run()
-    diag = Trainer(config(toy, tmp_path / "diag", grad_diagnostics_every=3, **kw), model_config())
-    diag.run()
+    kw = dict(method="sm", max_steps=24, bc_warmup_steps=6, beta_anneal_steps=8, max_grad_norm=0.5)
+    plain = make_trainer(toy, config(toy, tmp_path / "plain", **kw), model_config())
+    plain.train()
+    diag = make_trainer(toy, config(toy, tmp_path / "diag", grad_diagnostics_every=3, **kw), model_config())
+    diag.train()
     for (name, a), (_, b) in zip(plain.model.named_parameters(), diag.model.named_parameters()):
         assert torch.equal(a, b), name
     log = read_log(tmp_path / "diag")
@@ -117,7 +132,7 @@ def test_sm_log_carries_the_diagnostics_and_they_change_nothing(toy, tmp_path):
 
 
 def test_nonfinite_loss_is_skipped_then_aborts(toy, tmp_path, monkeypatch):
-    real = Trainer.compute_loss
+    real = SequenceMatchTrainer.compute_loss
 
     def poisoned(self, batch, beta):
         out = real(self, batch, beta)
@@ -125,9 +140,9 @@ def test_nonfinite_loss_is_skipped_then_aborts(toy, tmp_path, monkeypatch):
             out["loss"] = out["loss"] * float("nan")
         return out
 
-    monkeypatch.setattr(Trainer, "compute_loss", poisoned)
+    monkeypatch.setattr(SequenceMatchTrainer, "compute_loss", poisoned)
     before = None
-    tr = Trainer(config(toy, tmp_path / "a", method="mle", steps=8, max_nonfinite=5), model_config())
+    tr = make_trainer(toy, config(toy, tmp_path / "a", method="mle", max_steps=8, max_nonfinite=5), model_config())
     for _ in range(3):
         tr.train_step()
     before = {k: v.clone() for k, v in tr.trainable_state().items()}
@@ -136,7 +151,7 @@ def test_nonfinite_loss_is_skipped_then_aborts(toy, tmp_path, monkeypatch):
     after = tr.trainable_state()
     assert all(torch.equal(before[k], after[k]) for k in before)  # no update from a NaN step
     with pytest.raises(NonFiniteLossError, match="step 4"):
-        Trainer(config(toy, tmp_path / "b", method="mle", steps=8, max_nonfinite=1), model_config()).run()
+        make_trainer(toy, config(toy, tmp_path / "b", method="mle", max_steps=8, max_nonfinite=1), model_config()).train()
 
 
 def _cli(toy, out, steps=30, every=4, extra=()):
@@ -212,18 +227,18 @@ def test_checkpoint_of_a_different_run_is_not_resumed(toy, tmp_path, capsys):
     change) starts afresh: it ends equal to a clean run of the new config, not a resumed hybrid."""
     from safetensors.torch import load_file
 
-    common = dict(method="mle", steps=12, checkpoint_every=4)
-    Trainer(config(toy, tmp_path / "reused", **common), model_config()).run()
-    Trainer(config(toy, tmp_path / "reused", **{**common, "lr": 1e-3}), model_config()).run()
+    common = dict(method="mle", max_steps=12, save_steps=4)
+    make_trainer(toy, config(toy, tmp_path / "reused", **common), model_config()).train()
+    make_trainer(toy, config(toy, tmp_path / "reused", **{**common, "learning_rate": 1e-3}), model_config()).train()
     err = capsys.readouterr().err
-    assert "checkpoint of a different run" in err and "train.lr: 0.003 -> 0.001" in err
-    Trainer(config(toy, tmp_path / "clean", **{**common, "lr": 1e-3}), model_config()).run()
+    assert "checkpoint of a different run" in err and "train.learning_rate: 0.003 -> 0.001" in err
+    make_trainer(toy, config(toy, tmp_path / "clean", **{**common, "learning_rate": 1e-3}), model_config()).train()
     a = load_file(str(tmp_path / "reused" / "checkpoint" / "trainable.safetensors"))
     b = load_file(str(tmp_path / "clean" / "checkpoint" / "trainable.safetensors"))
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert [r["step"] for r in read_log(tmp_path / "reused")] == list(range(12))
     # a different model architecture too (the case that crashed a resumed load before)
-    Trainer(config(toy, tmp_path / "reused", **{**common, "lr": 1e-3}), model_config(d_ff=32)).run()
+    make_trainer(toy, config(toy, tmp_path / "reused", **{**common, "learning_rate": 1e-3}), model_config(d_ff=32)).train()
     assert "model.d_ff: 64 -> 32" in capsys.readouterr().err
 
 
@@ -234,7 +249,7 @@ def test_each_process_draws_its_own_rows_and_rollouts(toy, tmp_path, monkeypatch
 
     def streams(rank):
         monkeypatch.setattr(accelerate.Accelerator, "process_index", property(lambda self: rank))
-        tr = Trainer(config(toy, tmp_path / f"r{rank}", method="mle"), model_config())
+        tr = make_trainer(toy, config(toy, tmp_path / f"r{rank}", method="mle"), model_config())
         return row_indices(tr), torch.randint(0, 10**6, (4,), generator=tr.gen).tolist()
 
     def row_indices(tr):
@@ -244,7 +259,7 @@ def test_each_process_draws_its_own_rows_and_rollouts(toy, tmp_path, monkeypatch
     rows0, gen0 = streams(0)
     rows1, gen1 = streams(1)
     monkeypatch.undo()
-    single = Trainer(config(toy, tmp_path / "single", method="mle"), model_config())
+    single = make_trainer(toy, config(toy, tmp_path / "single", method="mle"), model_config())
     assert row_indices(single) == rows0
     assert torch.randint(0, 10**6, (4,), generator=single.gen).tolist() == gen0
     assert rows1 != rows0 and gen1 != gen0
@@ -255,15 +270,15 @@ def test_sm_warm_started_from_the_bc_run_equals_sm_from_scratch(toy, tmp_path):
     BC run's bc_warmup/ snapshot ends bit-identical to one that trains its own warm-up, log included."""
     from safetensors.torch import load_file
 
-    common = dict(steps=24, bc_warmup_steps=10, beta_anneal_steps=6, checkpoint_every=0)
-    bc = Trainer(config(toy, tmp_path / "bc", method="bc", **common), model_config())
-    bc.run()
+    common = dict(max_steps=24, bc_warmup_steps=10, beta_anneal_steps=6, save_steps=0)
+    bc = make_trainer(toy, config(toy, tmp_path / "bc", method="bc", **common), model_config())
+    bc.train()
     snap = json.loads((tmp_path / "bc" / "bc_warmup" / "state.json").read_text())
     assert snap["step"] == 10
-    Trainer(config(toy, tmp_path / "scratch", method="sm", **common), model_config()).run()
-    warm = Trainer(config(toy, tmp_path / "warm", method="sm", warm_start=str(tmp_path / "bc"), **common),
+    make_trainer(toy, config(toy, tmp_path / "scratch", method="sm", **common), model_config()).train()
+    warm = make_trainer(toy, config(toy, tmp_path / "warm", method="sm", warm_start=str(tmp_path / "bc"), **common),
                    model_config())
-    warm.run()
+    warm.train()
     a = load_file(str(tmp_path / "scratch" / "checkpoint" / "trainable.safetensors"))
     b = load_file(str(tmp_path / "warm" / "checkpoint" / "trainable.safetensors"))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
@@ -283,13 +298,13 @@ def test_bc_warmup_job_then_the_bc_and_sm_runs_equal_runs_trained_straight_throu
     through, logs included, and nothing touches the snapshot again (SM runs may be reading it)."""
     from safetensors.torch import load_file
 
-    common = dict(steps=24, bc_warmup_steps=10, beta_anneal_steps=6, checkpoint_every=0)
-    Trainer(config(toy, tmp_path / "bc_ref", method="bc", **common), model_config()).run()
-    Trainer(config(toy, tmp_path / "sm_ref", method="sm", **common), model_config()).run()
+    common = dict(max_steps=24, bc_warmup_steps=10, beta_anneal_steps=6, save_steps=0)
+    make_trainer(toy, config(toy, tmp_path / "bc_ref", method="bc", **common), model_config()).train()
+    make_trainer(toy, config(toy, tmp_path / "sm_ref", method="sm", **common), model_config()).train()
     bc, sm = tmp_path / "bc", tmp_path / "sm"
 
     def warmup_job():
-        return Trainer(config(toy, bc, method="bc", stop_after_warmup=True, **common), model_config()).run()
+        return make_trainer(toy, config(toy, bc, method="bc", stop_after_warmup=True, **common), model_config()).train()
 
     done = warmup_job()
     assert done["stopped_after_warmup"] and json.loads((bc / "bc_warmup.json").read_text())["steps"] == 10
@@ -300,8 +315,8 @@ def test_bc_warmup_job_then_the_bc_and_sm_runs_equal_runs_trained_straight_throu
     (bc / "bc_warmup.json").unlink()  # Snakemake reruns the job: done at once, the snapshot untouched
     warmup_job()
     assert (bc / "bc_warmup.json").exists() and snap.stat().st_mtime_ns == stamp
-    Trainer(config(toy, sm, method="sm", warm_start=str(bc), **common), model_config()).run()
-    Trainer(config(toy, bc, method="bc", **common), model_config()).run()
+    make_trainer(toy, config(toy, sm, method="sm", warm_start=str(bc), **common), model_config()).train()
+    make_trainer(toy, config(toy, bc, method="bc", **common), model_config()).train()
     for ref, run in ((tmp_path / "bc_ref", bc), (tmp_path / "sm_ref", sm)):
         a = load_file(str(ref / "checkpoint" / "trainable.safetensors"))
         b = load_file(str(run / "checkpoint" / "trainable.safetensors"))
@@ -313,8 +328,8 @@ def test_bc_warmup_job_then_the_bc_and_sm_runs_equal_runs_trained_straight_throu
     assert warmup_job()["steps"] == 24 and (bc / "bc_warmup.json").exists()
     (bc / "bc_warmup.json").unlink()
     (bc / "bc_warmup" / "train_log.jsonl").unlink()  # a snapshot of an older seqmatch: no log copy
-    job = dict(dataclasses.asdict(config(toy, bc, method="bc", stop_after_warmup=True, **common)))
-    (tmp_path / "job.json").write_text(json.dumps({"train": job, "model": dataclasses.asdict(model_config())}))
+    job = run_file(toy, config(toy, bc, method="bc", stop_after_warmup=True, **common), model_config())
+    (tmp_path / "job.json").write_text(json.dumps(job))
     assert main(["--config", str(tmp_path / "job.json")]) == 0 and (bc / "bc_warmup.json").exists()
     assert [r["step"] for r in read_log(bc / "bc_warmup")] == list(range(10))  # the copy, made here
     assert snap.stat().st_mtime_ns == stamp
@@ -334,16 +349,16 @@ def test_a_finished_sm_run_rerun_with_a_warm_start_restores_its_own_checkpoint(t
     final checkpoint (warm_start is no part of a run's identity): no step again, the same weights."""
     from safetensors.torch import load_file
 
-    common = dict(steps=24, bc_warmup_steps=10, beta_anneal_steps=6, checkpoint_every=0)
-    Trainer(config(toy, tmp_path / "bc", method="bc", **common), model_config()).run()
-    Trainer(config(toy, tmp_path / "sm", method="sm", **common), model_config()).run()
+    common = dict(max_steps=24, bc_warmup_steps=10, beta_anneal_steps=6, save_steps=0)
+    make_trainer(toy, config(toy, tmp_path / "bc", method="bc", **common), model_config()).train()
+    make_trainer(toy, config(toy, tmp_path / "sm", method="sm", **common), model_config()).train()
     weights = tmp_path / "sm" / "checkpoint" / "trainable.safetensors"
     before, log = load_file(str(weights)), read_log(tmp_path / "sm")
     summary = json.loads((tmp_path / "sm" / "summary.json").read_text())
     (tmp_path / "sm" / "summary.json").unlink()
-    rerun = Trainer(config(toy, tmp_path / "sm", method="sm", warm_start=str(tmp_path / "bc"), **common),
+    rerun = make_trainer(toy, config(toy, tmp_path / "sm", method="sm", warm_start=str(tmp_path / "bc"), **common),
                     model_config())
-    rerun.run()
+    rerun.train()
     after = load_file(str(weights))
     assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
     assert read_log(tmp_path / "sm") == log  # no step trained again
@@ -354,36 +369,36 @@ def test_a_finished_sm_run_rerun_with_a_warm_start_restores_its_own_checkpoint(t
 
 
 def test_warm_start_from_a_run_that_trained_something_else_is_refused(toy, tmp_path, capsys):
-    common = dict(steps=16, bc_warmup_steps=6, beta_anneal_steps=4, checkpoint_every=0)
-    Trainer(config(toy, tmp_path / "bc", method="bc", **common), model_config()).run()
+    common = dict(max_steps=16, bc_warmup_steps=6, beta_anneal_steps=4, save_steps=0)
+    make_trainer(toy, config(toy, tmp_path / "bc", method="bc", **common), model_config()).train()
     sm = dict(method="sm", warm_start=str(tmp_path / "bc"), **common)
     with pytest.raises(ValueError, match=r"train\.eta: 0\.1 \(BC run\) vs 0\.2"):
-        Trainer(config(toy, tmp_path / "a", **{**sm, "eta": 0.2}), model_config()).run()
+        make_trainer(toy, config(toy, tmp_path / "a", **{**sm, "eta": 0.2}), model_config()).train()
     with pytest.raises(ValueError, match=r"model\.d_ff: 64 \(BC run\) vs 32"):
-        Trainer(config(toy, tmp_path / "b", **sm), model_config(d_ff=32)).run()
+        make_trainer(toy, config(toy, tmp_path / "b", **sm), model_config(d_ff=32)).train()
     # no snapshot (a BC run of an older seqmatch): the SM run trains its own warm-up, and says so
-    Trainer(config(toy, tmp_path / "c", **{**sm, "warm_start": str(tmp_path / "nowhere")}), model_config()).run()
+    make_trainer(toy, config(toy, tmp_path / "c", **{**sm, "warm_start": str(tmp_path / "nowhere")}), model_config()).train()
     assert "no BC warm-up snapshot" in capsys.readouterr().err
     assert [r["step"] for r in read_log(tmp_path / "c")] == list(range(16))
     # an SM-only setting may differ: the warm-up does not depend on it
-    Trainer(config(toy, tmp_path / "d", **{**sm, "alpha": 0.1, "divergence": "js"}), model_config()).run()
+    make_trainer(toy, config(toy, tmp_path / "d", **{**sm, "alpha": 0.1, "divergence": "js"}), model_config()).train()
     assert not (tmp_path / "a" / "summary.json").exists()
 
 
 def test_bc_run_stopped_at_its_warmup_step_has_written_the_snapshot(toy, tmp_path, monkeypatch):
     """SIGTERM (or a crash) right at step bc_warmup_steps: the run resumes past that step, so the
     snapshot SM runs need must already be on disk."""
-    real = Trainer.train_step
+    real = SequenceMatchTrainer.train_step
 
     def step_then_stop(self):
         rec = real(self)
         self._stop = self.step == 6
         return rec
 
-    monkeypatch.setattr(Trainer, "train_step", step_then_stop)
-    cfg = config(toy, tmp_path, method="bc", steps=12, bc_warmup_steps=6, checkpoint_every=0)
+    monkeypatch.setattr(SequenceMatchTrainer, "train_step", step_then_stop)
+    cfg = config(toy, tmp_path, method="bc", max_steps=12, bc_warmup_steps=6, save_steps=0)
     with pytest.raises(SystemExit):
-        Trainer(cfg, model_config()).run()
+        make_trainer(toy, cfg, model_config()).train()
     assert json.loads((tmp_path / "bc_warmup" / "state.json").read_text())["step"] == 6
     assert json.loads((tmp_path / "checkpoint" / "state.json").read_text())["step"] == 6
 
@@ -397,7 +412,7 @@ def test_cli_refuses_a_mismatched_warm_start_with_exit_2(toy, tmp_path, capsys):
                    extra=("--warm-start", str(tmp_path / "bc"), "--lr", "0.001"))
     assert main(args[3:]) == 2
     err = capsys.readouterr().err
-    assert "error: warm_start=" in err and "train.lr: 0.003 (BC run) vs 0.001" in err
+    assert "error: warm_start=" in err and "train.learning_rate: 0.003 (BC run) vs 0.001" in err
     assert not (tmp_path / "sm" / "summary.json").exists()
 
 
@@ -410,13 +425,13 @@ def test_a_run_config_file_trains_the_run_it_names(toy, tmp_path, capsys):
 
     from seqmatch.train import main
 
-    cfg, mcfg = config(toy, tmp_path / "api", method="bc", steps=12), model_config()
-    Trainer(cfg, mcfg).run()
-    run = {"train": {**dataclasses.asdict(cfg), "out_dir": str(tmp_path / "file"), "steps": 99},
-           "model": dataclasses.asdict(mcfg)}
+    cfg, mcfg = config(toy, tmp_path / "api", method="bc", max_steps=12), model_config()
+    make_trainer(toy, cfg, mcfg).train()
+    run = run_file(toy, cfg, mcfg)
+    run["train"].update(output_dir=str(tmp_path / "file"), max_steps=99)
     (tmp_path / "run.json").write_text(json.dumps(run))
     assert main(["--config", str(tmp_path / "run.json"), "--steps", "12"]) == 0
-    for name in ("hf/model.safetensors", "offset_head.safetensors"):
+    for name in ("model.safetensors", "offset_head.safetensors"):
         a, b = (load_file(tmp_path / d / "model" / name) for d in ("api", "file"))
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name
     assert json.loads((tmp_path / "file" / "summary.json").read_text())["steps"] == 12
@@ -425,6 +440,11 @@ def test_a_run_config_file_trains_the_run_it_names(toy, tmp_path, capsys):
     assert main(["--config", str(tmp_path / "bad.yaml")]) == 2
     err = capsys.readouterr().err
     assert "bad.yaml: unknown train key(s) stepz" in err
+    # both names of one setting with different values: one error naming both, exit 2, nothing trained
+    assert main(["--config", str(tmp_path / "run.json"), "--output-dir", str(tmp_path / "two"), "--steps", "5",
+                 "--max-steps", "6"]) == 2
+    assert "flags: steps=5 and max_steps=6: steps is the old name of max_steps" in capsys.readouterr().err
+    assert not (tmp_path / "two").exists()
 
 
 # ------------------------------------------------------------------ config fields vs the workflow schema
@@ -456,20 +476,25 @@ def test_workflow_schema_and_config_fields_agree(monkeypatch):
     schema = yaml.safe_load((Path(__file__).parents[1] / "workflow/schemas/config.schema.yaml").read_text())
     monkeypatch.setenv("COLUMNS", "100000")  # no line wrapping (it would break at hyphens)
     help_text = " ".join(build_parser().format_help().split())
-    from seqmatch.runs import RUN_FIELDS, WORKFLOW_ONLY
+    from seqmatch.runs import API_ONLY, RUN_FIELDS, WORKFLOW_ONLY
+    from seqmatch.train import SCRIPT_FIELDS
 
-    # the workflow sets RUN_FIELDS per run (grid coordinates, file layout); WORKFLOW_ONLY are its own
-    for cls, key, expected in ((TrainConfig, "train_fields",
-                                lambda names: (names - set(RUN_FIELDS)) | set(WORKFLOW_ONLY)),
+    # the workflow sets RUN_FIELDS per run (grid coordinates, file layout); WORKFLOW_ONLY are its own;
+    # API_ONLY fields of the Python API are no config.yaml keys
+    for cls, key, expected in ((SequenceMatchConfig, "train_fields",
+                                lambda names: (names - set(RUN_FIELDS) - set(API_ONLY)) | set(WORKFLOW_ONLY)),
                                (ModelConfig, "model_fields", lambda names: names)):
         fields = {f.name: f for f in dataclasses.fields(cls)}
         props = schema["$defs"][key]["properties"]
         assert set(props) == expected(set(fields)), (key, set(props) ^ expected(set(fields)))
         for name, f in fields.items():
             assert f.metadata.get("help"), f"{cls.__name__}.{name} has no help text"
-            assert " ".join(f.metadata["help"].split()) in help_text, name
+            if name != "model_init_kwargs":  # the Python API's (the command line's model flags hold it)
+                assert " ".join(f.metadata["help"].split()) in help_text, name
             if name in props and f.type in SCHEMA_TYPES:
                 assert _schema_types(props[name], schema["$defs"]) <= SCHEMA_TYPES[f.type], (name, props[name])
+    assert set(RUN_FIELDS) - {f.name for f in dataclasses.fields(SequenceMatchConfig)} == set(SCRIPT_FIELDS) - {
+        "eval_file"}
 
 
 def test_estimator_diagnostics_on_a_trained_sm_run(toy, tmp_path, capsys):
@@ -477,10 +502,10 @@ def test_estimator_diagnostics_on_a_trained_sm_run(toy, tmp_path, capsys):
     gradients differ by exactly the residue's gradient, measured here with its own function."""
     from seqmatch import diagnostics
 
-    cfg = config(toy, tmp_path, method="sm", steps=16, bc_warmup_steps=4, beta_anneal_steps=4)
-    Trainer(cfg, model_config()).run()
+    cfg = config(toy, tmp_path, method="sm", max_steps=16, bc_warmup_steps=4, beta_anneal_steps=4)
+    make_trainer(toy, cfg, model_config()).train()
     (tmp_path / "run_config.json").write_text(json.dumps(
-        {"train": dataclasses.asdict(cfg), "model": dataclasses.asdict(model_config())}))
+        run_file(toy, cfg, model_config())))
     before = sorted(p.name for p in tmp_path.iterdir())
     assert diagnostics.main(["estimators", str(tmp_path), "--batches", "3"]) == 0
     res = json.loads(capsys.readouterr().out)
@@ -497,7 +522,7 @@ def test_sm_draws_the_data_rows_and_noise_of_its_bc_run_in_every_step(toy, tmp_p
     SM run's data rows (and their noise) are the BC run's at every step, also after the warm-up,
     and SM − BC is paired step by step."""
     seen = {}
-    make_batch = Trainer.make_batch
+    make_batch = SequenceMatchTrainer.make_batch
 
     def spy(self, n_data, n_model, noised, micro=0):
         batch = make_batch(self, n_data, n_model, noised, micro)
@@ -507,10 +532,10 @@ def test_sm_draws_the_data_rows_and_noise_of_its_bc_run_in_every_step(toy, tmp_p
         seen.setdefault(self.cfg.method, []).append((rows, None, int(batch.is_model.sum())))
         return batch
 
-    monkeypatch.setattr(Trainer, "make_batch", spy)
-    common = dict(steps=20, bc_warmup_steps=6, beta_anneal_steps=4, checkpoint_every=0)
+    monkeypatch.setattr(SequenceMatchTrainer, "make_batch", spy)
+    common = dict(max_steps=20, bc_warmup_steps=6, beta_anneal_steps=4, save_steps=0)
     for method in ("bc", "sm"):
-        Trainer(config(toy, tmp_path / method, method=method, **common), model_config()).run()
+        make_trainer(toy, config(toy, tmp_path / method, method=method, **common), model_config()).train()
     bc, sm = seen["bc"], seen["sm"]
     assert len(bc) == len(sm) == 20
     assert all(b[2] == 0 for b in bc) and all(s[2] == 4 for s in sm[7:])  # replay rows once beta < 1

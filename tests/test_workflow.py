@@ -171,7 +171,8 @@ def test_shipped_configs_are_valid_and_documented():
 
 
 BAD_CONFIGS = [
-    ({"train": {"steps": "many"}}, "train.steps", "wrong type"),
+    ({"train": {"max_steps": "many"}}, "train.max_steps", "wrong type"),
+    ({"train": {"steps": 5, "max_steps": 6}}, "train': steps=5 and max_steps=6", "old and new name"),
     ({"train": {"gamma": 1.0}}, "train.gamma", "gamma >= 1"),
     ({"tasks": {"text": {"train": {"gamma": 1.5}}}}, "tasks.text.train.gamma", "task gamma >= 1"),
     ({"experiments": {"table2": {"eta": -0.1}}}, "experiments.table2.eta", "eta < 0"),
@@ -205,6 +206,19 @@ def test_bad_config_stops_before_any_job(tmp_path, override, key, why):
     assert not (wd / "resources").exists(), "a job ran"
 
 
+def test_a_config_file_with_the_old_train_key_names_still_works(tmp_path):
+    """A config file of seqmatch 0.1 (steps, lr, batch_size, checkpoint_every...) on top of
+    config.yaml: its values reach every run config under the current names."""
+    wd = copy_workflow(tmp_path / "wf", package=False)
+    (wd / "old.yaml").write_text(yaml.safe_dump({"train": {"lr": 0.002, "checkpoint_every": 7},
+                                                 "tasks": {"mul": {"train": {"steps": 900, "batch_size": 16}}}}))
+    stats, out = dry_run(wd, "results/table6.csv", "--configfile", "old.yaml")
+    trains = [job_config(b)["train"] for b in jobs_of(out, "train")]
+    assert trains and all((t["learning_rate"], t["save_steps"], t["max_steps"], t["per_device_train_batch_size"])
+                          == (0.002, 7, 900, 16) for t in trains), trains[0]
+    assert not any(k in t for t in trains for k in ("lr", "steps", "batch_size", "checkpoint_every"))
+
+
 def test_semantic_check_names_the_key(tmp_path):
     wd = copy_workflow(tmp_path / "wf", package=False)
     # a task-level override (merged into config.yaml's tasks.mul.train by --configfile)
@@ -212,7 +226,7 @@ def test_semantic_check_names_the_key(tmp_path):
     res = snakemake(["-n", "--configfile", "bad.yaml"], wd, timeout=120)
     out = res.stdout + res.stderr
     assert res.returncode != 0
-    assert "tasks.mul.train.bc_warmup_steps" in out and "must be < steps" in out, out
+    assert "tasks.mul.train.bc_warmup_steps" in out and "must be < max_steps" in out, out
 
 
 # ------------------------------------------------------------------------------------ dry runs
@@ -369,11 +383,11 @@ def test_dry_run_full_dag(wf, profile, tmp_path):
         for cfg_ in configs.values():
             assert cfg_["model"]["name_or_path"] == "meta-llama/Llama-2-7b-hf"
             assert cfg_["model"]["lora_r"] == 64 and cfg_["model"]["lora_alpha"] == 16
-            assert cfg_["model"]["load_in_4bit"] is True and cfg_["train"]["batch_size"] == 32
+            assert cfg_["model"]["load_in_4bit"] is True and cfg_["train"]["per_device_train_batch_size"] == 32
             assert "n_layer" not in cfg_["model"]  # from-scratch sizes do not apply
         text_sm = [c["train"] for d, c in configs.items() if d.startswith("resources/runs/text/sm-")]
         assert text_sm and all(text_sm[0][k] == v for k, v in dict(
-            steps=5000, bc_warmup_steps=1000, alpha=0.01, gamma=0.998, eta=0.001, max_len=1024).items())
+            max_steps=5000, bc_warmup_steps=1000, alpha=0.01, gamma=0.998, eta=0.001, max_len=1024).items())
         assert "HF_HUB_OFFLINE" not in out
     else:
         assert stats.get("bpe_tokenizer") == 5 and "pretrained_tokenizer" not in stats
@@ -387,10 +401,10 @@ def test_dry_run_full_dag(wf, profile, tmp_path):
         w = dict(re.findall(r"(\w+)=([\w.]+)", re.search(r"wildcards: (.*)", block).group(1)))
         d = re.search(r"output: (\S+)/summary.json", block).group(1)
         train = configs[d]["train"]
-        assert (train["method"], train["noise"], train["seed"], train["out_dir"]) == (
+        assert (train["method"], train["noise"], train["seed"], train["output_dir"]) == (
             w["method"], w["noise"], int(w["seed"]), d)
-        assert "stop_after_warmup" not in train  # TrainConfig's default, False
-        warm = 0 < train["bc_warmup_steps"] < train["steps"]
+        assert "stop_after_warmup" not in train  # SequenceMatchConfig's default, False
+        warm = 0 < train["bc_warmup_steps"] < train["max_steps"]
         bc = f"resources/runs/{w['task']}/bc-{w['noise']}-eta{w['eta']}-none/seed{w['seed']}"
         if w["method"] == "bc" and warm:  # the same run, stopped after its warm-up
             assert warmups[d]["train"] == {**train, "stop_after_warmup": True}, block
@@ -404,7 +418,7 @@ def test_dry_run_full_dag(wf, profile, tmp_path):
     if profile == "smoke":
         # per-task settings of config.yaml (steps, layers) must not leak into the smoke profile
         for cfg_ in configs.values():
-            assert cfg_["train"]["steps"] <= 10 and cfg_["model"]["n_layer"] == 1, cfg_
+            assert cfg_["train"]["max_steps"] <= 10 and cfg_["model"]["n_layer"] == 1, cfg_
 
 
 def test_table2_builds_only_text(wf):
@@ -613,6 +627,7 @@ def parse(argv=None):
         for k, v in cfg.get("train", cfg).items():
             if getattr(a, k, None) is None:
                 setattr(a, k, v)
+    a.out_dir = a.out_dir or getattr(a, "output_dir", None)  # a run config's name for it
     a.seed = a.seed or 0
     random.seed(hash((a.cmd, a.model_dir, a.out_dir, a.seed)) % 2**32)
     return a
@@ -694,7 +709,7 @@ else:
 
 # The torch-free modules the Snakefile imports (seqmatch.runs and what it imports), copied from
 # this checkout beside the stubs: the stub package must not fall back on another installed seqmatch.
-REAL_MODULES = ("runs.py", "io.py", "data/arithmetic.py", "data/sources.py")
+REAL_MODULES = ("runs.py", "config.py", "options.py", "io.py", "data/arithmetic.py", "data/sources.py")
 
 
 def stub_workflow(dst: Path) -> Path:

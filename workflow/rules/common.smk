@@ -19,7 +19,11 @@ SCHEMA_PATH = os.path.join(workflow.basedir, "workflow", "schemas", "config.sche
 
 def validate_config(cfg):
     """Validate against the schema (snakemake.utils.validate); on failure raise one error that
-    names every bad key. Runs while the Snakefile is parsed, i.e. before any job."""
+    names every bad key. Runs while the Snakefile is parsed, i.e. before any job. Train keys of
+    an earlier seqmatch (steps, lr, ...) are renamed first (runs.rename_train_keys)."""
+    lines = runs.rename_train_keys(cfg, workflow.config_settings.overwrite_config)
+    if lines:
+        raise WorkflowError("Invalid configuration (nothing was run):\n  - " + "\n  - ".join(lines))
     try:
         validate(cfg, schema="../schemas/config.schema.yaml")
     except Exception as exc:  # WorkflowError wrapping a jsonschema.ValidationError
@@ -92,7 +96,7 @@ def job_config(values, **paths):
 
 
 def run_config(wildcards, stop_after_warmup=False):
-    """The run's config (seqmatch.train --config): every TrainConfig/ModelConfig value; a
+    """The run's config (seqmatch.train --config): every SequenceMatchConfig/ModelConfig value; a
     bc_warmup job's stops after the warm-up snapshot."""
     w = wildcards
     return GRID.run_config(w.task, w.method, w.noise, w.eta, w.divergence, w.seed, stop_after_warmup)

@@ -3,7 +3,7 @@
 # noise and eta: its bc_warmup job trains them once and writes the bc_warmup/ snapshot, which
 # every SM run of that BC run (one per divergence) starts from; the BC run itself resumes from
 # the checkpoint the job left.
-# The job writes the run's config (every TrainConfig/ModelConfig value, named as in config.yaml;
+# The job writes the run's config (every SequenceMatchConfig/ModelConfig value, named as in config.yaml;
 # seqmatch.runs) to run_config.json and trains from it; a changed value changes the job's params,
 # so the run is retrained. summary.json is written last by seqmatch.train and marks a finished
 # run; model/ and checkpoint/ sit beside it (a retried job resumes from checkpoint/).

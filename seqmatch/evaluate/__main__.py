@@ -1,0 +1,3 @@
+from seqmatch.evaluate.cli import main
+
+main()
