@@ -316,9 +316,10 @@ def cmd_arithmetic(args) -> dict:
     t0 = time.perf_counter()
     out = sample(model, tok, prompts, args, max_new_tokens=args.max_new_tokens, seed=args.seed)
     seconds = time.perf_counter() - t0
-    finals = [tok.decode(s) for s in out.states]
+    # no clean-up of spaces: answers whose spaces count (answer_normalization strip, exact)
+    finals = [tok.decode(s, clean_up_tokenization_spaces=False) for s in out.states]
     answers = [str(r["answer"]) for r in rows]
-    acc = arithmetic_accuracy(finals, answers)
+    acc = arithmetic_accuracy(finals, answers, args.answer_normalization)
     rate = bkspc_rate(out.actions, ids["bkspc_id"])
     gens = []
     for i, r in enumerate(rows):
@@ -341,6 +342,7 @@ def cmd_arithmetic(args) -> dict:
         "accuracy": acc["accuracy"],
         "n": acc["n"],
         "n_correct": acc["n_correct"],
+        "answer_normalization": args.answer_normalization,
         "bkspc_rate": rate["action_rate"],
         "seq_bkspc_frac": rate["sequence_rate"],
         "bkspc_per_sequence": rate["mean_per_sequence"],
@@ -626,6 +628,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model(p, out_help="metrics JSON")
     p.add_argument("--generations", required=True, help="per-row JSONL: actions, final text, correct")
     p.add_argument("--n-eval", "--n", dest="n_eval", type=int, default=None, help="first N test rows (default all)")
+    p.add_argument("--answer-normalization", choices=("numeric", "strip", "exact"), default="numeric",
+                   help="numeric: delete every space of both answers (numbers); strip: leading and trailing "
+                        "spaces; exact: as written (seqmatch.metrics.extract_answer)")
     _add_sampling(p, 64)
 
     p = sub.add_parser("text", help="MAUVE, n-gram entropy, diversity, perplexity (Table 2)")

@@ -43,7 +43,7 @@ import torch
 from seqmatch import checkpoint, distributed
 from seqmatch.io import atomic_write_text
 from seqmatch.actions import actions_to_inputs, collate, truncate_actions
-from seqmatch.noise import add_backspace_noise, digit_noise_ids, random_noise_ids
+from seqmatch.noise import add_backspace_noise, digit_noise_ids, random_noise_ids, require_bases
 from seqmatch.options import config_field as _field
 from seqmatch.runs import DIVERGENCES, METHODS, WARMUP_DONE  # names in one place (the workflow's too)
 from seqmatch.runs import INITIAL_VALUE_ESTIMATORS
@@ -228,10 +228,13 @@ class Trainer:
         set_seed(cfg.seed)
         self.tokenizer = load_tokenizer(cfg.tokenizer)
         self.model = build_model(model_cfg, self.tokenizer)
-        self.out.mkdir(parents=True, exist_ok=True)  # after the checks of the tokenizer and model paths
+        rows = load_rows(cfg.train_file)
+        if cfg.noise == "ground_truth" and cfg.eta > 0:
+            require_bases(rows, cfg.train_file)
+        self.out.mkdir(parents=True, exist_ok=True)  # after the checks of the tokenizer, model and rows
         self.bos, self.eos = self.model.bos_id, self.model.eos_id
         self.bkspc, self.pad = self.model.bkspc_id, self.model.pad_id
-        self.examples = encode_rows(load_rows(cfg.train_file), self.tokenizer)
+        self.examples = encode_rows(rows, self.tokenizer)
         params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.scheduler = losses.make_lr_scheduler(self.optimizer, warmup_steps=cfg.warmup_steps,
@@ -301,7 +304,8 @@ class Trainer:
         with torch.no_grad():
             out = generate(model, prompts, max_new_tokens=cfg.max_new_tokens, eos_id=self.eos,
                            bkspc_id=self.bkspc, bos_id=self.bos, temperature=cfg.temperature,
-                           top_p=cfg.top_p, generator=self.gen, suppress_ids=(self.bos, self.pad))
+                           top_p=cfg.top_p, generator=self.gen,
+                           suppress_ids=tuple(i for i in (self.bos, self.pad) if i != self.eos))  # eos may be both
         model.train(was_training)
         items = [dict(actions=[int(a) for a in p + list(acts)], prompt_len=len(p), terminal=bool(fin))
                  for p, acts, fin in zip(prompts, out.actions, out.finished)]

@@ -219,7 +219,9 @@ def test_hub_loader_reads_math_dataset_layout(tmp_path):
     assert [r["question"] for r in test] == ["In base 9, what is -8 + 1?"]
     for r in train + test:
         check_row({**r, "source": "mathematics_dataset==1.0.1:" + r["source"]})
-    assert meta["source"] == "local:math_dataset/arithmetic__add_or_sub_in_base"
+    # local files have no hub config: the source names the files alone, the license is not stated
+    assert meta["source"] == "local:math_dataset"
+    assert meta["licenses"] == ["not stated (config key tasks.add_or_sub_in_base.data.license)"]
 
 
 def test_hub_source_offline_fails_at_once_naming_it(monkeypatch):

@@ -15,10 +15,10 @@ CONFIG = {
     "model": {"name_or_path": None, "arch": "llama", "n_layer": 2, "d_model": 64},
     "train": {"steps": 100, "batch_size": 8, "bc_warmup_steps": 40, "divergence": "chi2_mix", "num_processes": 1},
     "tasks": {
-        "add_or_sub_in_base": {"train": {"steps": 200, "mask_prompt": True}, "model": {"n_layer": 4}},
-        "mul": {}, "list_prime_factors": {},
-        "text": {"train": {"bc_warmup_steps": 0}},
-        "translation": {},
+        "add_or_sub_in_base": {"vocab_size": 300, "train": {"steps": 200, "mask_prompt": True}, "model": {"n_layer": 4}},
+        "mul": {"vocab_size": 300}, "list_prime_factors": {"vocab_size": 300},
+        "text": {"vocab_size": 300, "train": {"bc_warmup_steps": 0}},
+        "translation": {"vocab_size": 300},
     },
     "experiments": {
         "figure3": {"noise_types": ["ground_truth", "random"], "etas": [0.05], "seeds": [0]},
@@ -222,7 +222,13 @@ def test_semantic_errors_name_the_key(change, message):
     ({"train": {"divergence": "hellinger"}}, "'train.divergence' = 'hellinger': expected one of chi2, chi2_mix"),
     ({"experiments": {"ablation_divergence": {"divergences": ["js", "tv"]}}},
      "'experiments.ablation_divergence.divergences.1' = 'tv'"),
-    ({"tasks": {"sort": {}}}, "'tasks.sort' names no task of seqmatch"),
+    ({"tasks": {"sort": {}}}, "'tasks.sort.kind' is missing: a task of its own name declares its kind, one of qa, text, "
+                              "translation"),
+    ({"tasks": {"sort": {"kind": "regression"}}}, "'tasks.sort.kind' = 'regression': a task of its own name"),
+    ({"tasks": {"text": {"kind": "qa"}}}, "'tasks.text.kind' = 'qa': text is the built-in text task; give your task"),
+    ({"tasks": {"my-task": {"kind": "qa"}}}, "'tasks.my-task': a task name is letters, digits and _"),
+    ({"tasks": {"pretrained": {"kind": "qa"}}}, "'tasks.pretrained': a task name is letters, digits and _ (a letter "
+                                                "first), not pretrained"),
     ({"experiments": {"table9": {"task": "text"}}}, "'experiments.table9.task' = 'text': an accuracy table (no script)"),
     ({"experiments": {"table1": {"n_recovery": 201}}}, "'experiments.table1.n_recovery' = 201: more than the 200"),
     ({"experiments": {"table5": {"task": "mul"}}}, "'experiments.table5': the paper's table5 is the accuracy table of translation"),
@@ -236,7 +242,8 @@ def test_semantic_errors_name_the_key(change, message):
     ({"experiments": {"t9": {"task": "mul", "seeds": [0], "script": "t.py", "noise": "random"}}},
      "'experiments.t9': noise needs an eta > 0"),
     ({"experiments": {"t9": {"task": "text", "seeds": [0], "script": "t.py", "noise_types": ["ground_truth"],
-                             "eta": 0.1}}}, "'experiments.t9': ground_truth noise (digits of the question's base) needs an arithmetic task, not text"),
+                             "eta": 0.1}}}, "'experiments.t9': ground_truth noise inserts digits 0..b-1 of the question's "
+                                            "base b, and the rows of text have no base (an arithmetic task's do); use noise: random"),
     ({"experiments": {"table2": {"noise": "ground_truth"}}}, "'experiments.table2.noise' = 'ground_truth'"),
     ({"experiments": {"t9": {"task": "mul", "seeds": [0], "noise": "random", "etas": [0.1],
                              "run_files": ["summary.json"]}}},

@@ -418,6 +418,31 @@ def pretrained_problem(name_or_path: str | os.PathLike, kind: str) -> str | None
     return None
 
 
+def hub_license(hub_id: str, task: str, default_id: str, default_license: str) -> str:
+    """The license line of a hub source: the default data set's, the card of another hub data set,
+    or, for the user's own files, that none was stated (config key tasks.<task>.data.license)."""
+    if Path(hub_id).exists():
+        return f"not stated (config key tasks.{task}.data.license)"
+    return default_license if hub_id == default_id else f"see the hub dataset card of {hub_id}"
+
+
+def own_provenance(splits: Sequence[list[dict]], meta: dict, *, source_name: str | None = None,
+                   license: str | None = None) -> None:
+    """The user's name and license of their data, in place of the loader's: ``meta.json``'s
+    ``source`` (the loader's kept as ``origin``) and ``licenses``, and every row's ``source`` (and
+    ``license``, where rows carry one)."""
+    if source_name:
+        meta["origin"], meta["source"] = meta["source"], source_name
+    if license:
+        meta["licenses"] = [license]
+    for rows in splits:
+        for row in rows:
+            if source_name:
+                row["source"] = source_name
+            if license and "license" in row:
+                row["license"] = license
+
+
 def _hub_inputs(hub_id: str, config: str | None, revision: str | None) -> list[dict]:
     if Path(hub_id).exists():
         return [{"name": q.name, "sha256": sha256_file(q)} for q in local_data_files(hub_id)]
