@@ -185,10 +185,21 @@ class Grid:
     """The runs each artifact needs, from a validated workflow config (config.yaml + profile).
     ``sources``: the config's layers in merge order (``layered``); None: the config alone."""
 
-    def __init__(self, config: dict, sources: list[dict] | None = None):
+    def __init__(self, config: dict, sources: list[dict] | None = None, source_names: list[str] | None = None):
         self.config = config
         self.sources = [config] if sources is None else sources
+        self.source_names = source_names or [f"config source {i + 1}" for i in range(len(self.sources))]
         self.exp = config["experiments"]
+
+    def origin(self, section: str, task: str, key: str) -> str:
+        """Where a task's effective train/model value comes from (``layered``): ' (from FILE:
+        KEY)', or '' when no source sets it (the code's default)."""
+        for name, src in zip(reversed(self.source_names), reversed(self.sources)):
+            if key in ((((src.get("tasks") or {}).get(task) or {}).get(section)) or {}):
+                return f" (from {name}: tasks.{task}.{section}.{key})"
+            if key in (src.get(section) or {}):
+                return f" (from {name}: {section}.{key})"
+        return ""
 
     # ---- tasks and their kinds
     def tasks(self) -> list[str]:
@@ -570,30 +581,35 @@ def coerce_cli_values(cli: dict, schema: dict) -> tuple[dict, list[str]]:
     return walk(dict(cli), [schema], []), errors
 
 
-def semantic_errors(config: dict, root: str | None = None, sources: list[dict] | None = None) -> list[str]:
+def semantic_errors(config: dict, root: str | None = None, sources: list[dict] | None = None,
+                    source_names: list[str] | None = None) -> list[str]:
     """Checks of the workflow config that span several keys or need seqmatch's names (the schema
     checks each key alone); with ``root`` (the repository root) also that grid tables' scripts
-    exist. ``sources``: the config's layers (``layered``), as the Grid takes them."""
+    exist. ``sources`` and their names: the config's layers (``layered``), as the Grid takes them;
+    a check of effective train values says which file set each."""
     lines = task_name_errors(config)
     if lines:  # alone: the other checks would read the block as a task of another kind
         return lines
-    grid = Grid(config, sources)
+    grid = Grid(config, sources, source_names)
     for task in config["tasks"]:
         train, model = grid.task_train(task), grid.task_model(task)
+        where = lambda key: grid.origin("train", task, key)  # noqa: E731
         if train["batch_size"] % train.get("grad_accum", 1):
-            lines.append(f"config key 'tasks.{task}.train.batch_size' = {train['batch_size']}: "
-                         f"must be a multiple of grad_accum = {train['grad_accum']}")
+            lines.append(f"config key 'tasks.{task}.train.batch_size' = {train['batch_size']}{where('batch_size')}: "
+                         f"must be a multiple of grad_accum = {train['grad_accum']}{where('grad_accum')}")
         if train.get("bc_warmup_steps", 0) >= train["steps"]:
-            lines.append(f"config key 'tasks.{task}.train.bc_warmup_steps' = {train['bc_warmup_steps']}: "
-                         f"must be < steps = {train['steps']} (SM runs would never use the SM loss)")
+            lines.append(f"config key 'tasks.{task}.train.bc_warmup_steps' = {train['bc_warmup_steps']}"
+                         f"{where('bc_warmup_steps')}: must be < steps = {train['steps']}{where('steps')} (SM runs "
+                         f"would never use the SM loss)")
         if not model.get("name_or_path"):  # a model from scratch has max_position_embeddings positions
             max_len = train.get("max_len", TRAIN_DEFAULT_MAX_LEN)
             positions = model.get("max_position_embeddings", MODEL_DEFAULT_POSITIONS)
             if max_len > positions:
-                set_where = "" if "max_len" in train else f" (not set: seqmatch.train's default {max_len})"
+                set_where = where("max_len") or f" (not set: seqmatch.train's default)"
                 lines.append(f"config key 'tasks.{task}.train.max_len' = {max_len}{set_where}: more than the "
-                             f"{positions} positions of the model trained from scratch "
-                             f"(model.max_position_embeddings); set tasks.{task}.train.max_len to at most that")
+                             f"{positions} positions{grid.origin('model', task, 'max_position_embeddings')} of the "
+                             f"model trained from scratch (model.max_position_embeddings); set "
+                             f"tasks.{task}.train.max_len to at most that")
         lines += own_task_errors(grid, task)
     for key, value in _divergence_keys(config):
         if value not in DIVERGENCES:

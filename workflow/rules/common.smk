@@ -32,17 +32,19 @@ def cli_values():
 
 
 def config_sources(cli):
-    """The config's layers in the order Snakemake merged them: config.yaml (the Snakefile's
-    configfile), each --configfile, the --config values. A later layer wins at any level
-    (seqmatch.runs.layered): a user's global train.steps beats config.yaml's tasks.<task>.train.steps."""
+    """The config's layers in the order Snakemake merged them, and their names: config.yaml (the
+    Snakefile's configfile), each --configfile, the --config values. A later layer wins at any
+    level (seqmatch.runs.layered): a user's global train.steps beats config.yaml's
+    tasks.<task>.train.steps."""
     settings = workflow.config_settings
     user = [os.path.abspath(f) for f in settings.configfiles]
-    own = [str(f) for f in workflow.configfiles if os.path.abspath(f) not in user]
+    own = [os.path.abspath(f) for f in workflow.configfiles if os.path.abspath(f) not in user]
     files = ([] if settings.replace_workflow_config else own) + user
-    return [load_configfile(f) for f in files] + [cli]
+    names = [os.path.relpath(f) if not os.path.relpath(f).startswith("..") else f for f in files]
+    return [load_configfile(f) for f in files] + [cli], names + ["--config"]
 
 
-def validate_config(cfg, sources):
+def validate_config(cfg, sources, names):
     """Validate against the schema (snakemake.utils.validate); on failure raise one error that
     names every bad key. Runs while the Snakefile is parsed, i.e. before any job."""
     try:
@@ -53,17 +55,17 @@ def validate_config(cfg, sources):
             "Invalid configuration (checked against workflow/schemas/config.schema.yaml; "
             "nothing was run):\n  - " + "\n  - ".join(lines)
         ) from None
-    lines = runs.semantic_errors(cfg, root=workflow.basedir, sources=sources)
+    lines = runs.semantic_errors(cfg, root=workflow.basedir, sources=sources, source_names=names)
     if lines:
         raise WorkflowError("Invalid configuration (nothing was run):\n  - " + "\n  - ".join(lines))
 
 
-SOURCES = config_sources(cli_values())
-validate_config(config, SOURCES)
+SOURCES, SOURCE_NAMES = config_sources(cli_values())
+validate_config(config, SOURCES, SOURCE_NAMES)
 
 # ------------------------------------------------------------------------------ the grid
 
-GRID = runs.Grid(config, SOURCES)
+GRID = runs.Grid(config, SOURCES, SOURCE_NAMES)
 EXP = config["experiments"]
 # One training run = one directory; every grid coordinate is a wildcard.
 RUN, RUN_ID = runs.RUN, runs.RUN_ID
