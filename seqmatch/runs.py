@@ -188,13 +188,13 @@ class Grid:
     def __init__(self, config: dict, sources: list[dict] | None = None, source_names: list[str] | None = None):
         self.config = config
         self.sources = [config] if sources is None else sources
-        self.source_names = source_names or [f"config source {i + 1}" for i in range(len(self.sources))]
+        self.source_names = source_names  # None: one config, nothing to tell apart
         self.exp = config["experiments"]
 
     def origin(self, section: str, task: str, key: str) -> str:
         """Where a task's effective train/model value comes from (``layered``): ' (from FILE:
-        KEY)', or '' when no source sets it (the code's default)."""
-        for name, src in zip(reversed(self.source_names), reversed(self.sources)):
+        KEY)', or '' when no source sets it (the code's default) or the sources have no names."""
+        for name, src in zip(reversed(self.source_names or []), reversed(self.sources)):
             if key in ((((src.get("tasks") or {}).get(task) or {}).get(section)) or {}):
                 return f" (from {name}: tasks.{task}.{section}.{key})"
             if key in (src.get(section) or {}):
