@@ -87,11 +87,29 @@ WARM_START_KEYS = ("seed", "steps", "batch_size", "grad_accum", "lr", "weight_de
                    "bc_warmup_steps", "tokenizer")
 
 
+# TrainConfig fields that only some methods read (the others read every field): MLE and ULK runs
+# sample nothing and have no warm-up, BC runs write their warm-up snapshot at bc_warmup_steps. A
+# run's config and identity hold only the fields its method reads, so changing an SM value such as
+# train.alpha retrains the SM runs alone.
+SM_ONLY = ("alpha", "gamma", "divergence", "logit_bound", "initial_value", "beta_final", "beta_anneal_steps",
+           "replay_capacity", "replay_reuse", "gen_batch_size", "model_rows", "max_prompt_len", "max_new_tokens",
+           "temperature", "top_p", "grad_diagnostics_every")
+METHOD_ONLY = {**{key: ("sm",) for key in SM_ONLY}, "bc_warmup_steps": ("bc", "sm"), "ul_weight": ("ulk",)}
+
+
+def reads(method: str | None, key: str) -> bool:
+    """Whether a run of ``method`` reads TrainConfig field ``key`` (None: any method's, all)."""
+    return method is None or method in METHOD_ONLY.get(key, METHODS)
+
+
 def identity(train: dict, model: dict, train_file_sha256: str | None, num_processes: int) -> dict:
-    """What makes two runs the same run: the TrainConfig fields that shape the result, the model
-    config, the training data's content and the process count. A checkpoint resumes only its own
-    run; an SM run warm-starts only from its own BC run's snapshot."""
-    return {"train": {k: v for k, v in train.items() if k not in NOT_IDENTITY},
+    """What makes two runs the same run: the TrainConfig fields that shape the result (those its
+    method reads), the model config, the training data's content and the process count. A
+    checkpoint resumes only its own run; an SM run warm-starts only from its own BC run's snapshot.
+    (An identity saved before fields were left out holds more of them; only the fields of the
+    current identity are compared, ``identity_diff``.)"""
+    method = train.get("method")
+    return {"train": {k: v for k, v in train.items() if k not in NOT_IDENTITY and reads(method, k)},
             "model": {k: v for k, v in model.items() if k not in NOT_IDENTITY_MODEL},
             "train_file_sha256": train_file_sha256, "num_processes": int(num_processes)}
 
@@ -417,10 +435,8 @@ class Grid:
         (as in ``RUN``): every TrainConfig and ModelConfig value, named as in config.yaml. An SM
         run warm-starts from its BC run's snapshot (``warmup_dir``); a BC run resumes from the
         checkpoint its bc_warmup job (``stop_after_warmup``) left."""
-        train = self.task_train(task)
-        if divergence == "none":
-            train.pop("divergence", None)  # not an SM run: TrainConfig's default, unused
-        else:
+        train = {k: v for k, v in self.task_train(task).items() if reads(method, k)}  # what the method reads
+        if divergence != "none":
             train["divergence"] = divergence
         out_dir = RUN.format(task=task, method=method, noise=noise, eta=fmt_eta(eta), divergence=divergence,
                              seed=int(seed))

@@ -484,3 +484,31 @@ def test_command_line_values_take_the_schema_types():
     assert errors == ["config key 'train.steps' = 'many' (snakemake --config): expected integer",
                       "config key 'train.mask_prompt' = 'maybe' (snakemake --config): expected boolean",
                       "config key 'offline' = '0.5' (snakemake --config): expected boolean"]
+
+
+def test_a_run_holds_only_the_train_keys_its_method_reads():
+    """MLE and ULK sample nothing and have no warm-up; BC writes its snapshot at bc_warmup_steps:
+    changing an SM value (train.alpha) changes SM runs' configs and identities alone."""
+    cfg = copy.deepcopy(CONFIG)
+    cfg["train"].update(alpha=0.01, gamma=0.99, ul_weight=1.0, replay_capacity=64, max_new_tokens=8)
+    g = runs.Grid(cfg)
+    conf = {m: g.run_config("mul", m, "random" if m in ("bc", "sm") else "none", 0.1 if m in ("bc", "sm") else 0,
+                            "chi2_mix" if m == "sm" else "none", 0)["train"] for m in runs.METHODS}
+    sm_only = {"alpha", "gamma", "replay_capacity", "max_new_tokens", "divergence"}
+    assert sm_only <= set(conf["sm"]) and not sm_only & set(conf["mle"] | conf["bc"] | conf["ulk"])
+    assert "bc_warmup_steps" in conf["bc"] and "bc_warmup_steps" in conf["sm"] and "bc_warmup_steps" not in conf["mle"]
+    assert "ul_weight" in conf["ulk"] and not {"ul_weight"} & set(conf["mle"] | conf["bc"] | conf["sm"])
+    assert {k: v for k, v in conf["mle"].items() if k != "method"} == {
+        k: v for k, v in conf["ulk"].items() if k not in ("method", "ul_weight", "out_dir")} | {"out_dir": conf["mle"]["out_dir"]}
+    # identities: an MLE/BC run's does not move with alpha, an SM run's does
+    for method, moves in (("mle", False), ("bc", False), ("ulk", False), ("sm", True)):
+        a = runs.identity({"method": method, "lr": 1.0, "alpha": 0.01}, {}, "x", 1)
+        b = runs.identity({"method": method, "lr": 1.0, "alpha": 0.5}, {}, "x", 1)
+        assert (a != b) is moves, method
+    # a checkpoint of an earlier seqmatch (its identity holds every key) still resumes its run
+    old = {"train": {"method": "mle", "lr": 1.0, "alpha": 0.01, "ul_weight": 2.0}, "model": {}, "train_file_sha256": "x",
+           "num_processes": 1}
+    now = runs.identity({"method": "mle", "lr": 1.0, "alpha": 0.3, "ul_weight": 1.0}, {}, "x", 1)
+    assert runs.identity_diff(old, now, now["train"], " -> ") == []
+    # what an SM run checks in its BC run's snapshot, the BC run's identity holds
+    assert all(runs.reads("bc", k) and runs.reads("sm", k) for k in runs.WARM_START_KEYS)
