@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -138,7 +139,7 @@ def pipeline_refuses(tmp_path: Path, override: dict, *needles: str) -> str:
     res = snakemake(["--cores", "1", "results/figure1.png", "--configfile", "own.yaml"], wd, timeout=120)
     out = res.stdout + res.stderr
     assert res.returncode != 0, out
-    assert "Invalid configuration (nothing was run)" in out, out
+    assert "Invalid configuration (" in out and "nothing was run):" in out, out  # (schema or semantic check)
     for needle in needles:
         assert needle in out, f"{needle!r} not in:\n{out[-3000:]}"
     assert list((wd / "results").iterdir()) == [] and not (wd / "resources").exists()
@@ -167,10 +168,78 @@ BAD_PIPELINE = [
 ]
 
 
+# a task of the user's own: what the block needs (README "Your own task, data and model")
+OWN = {"kind": "qa", "vocab_size": 300, "train": {"max_len": 48},
+       "data": {"source": "hub", "hub_id": "mydata/notes.txt", "n_train": 6, "n_test": 2, "seed": 0},
+       "eval": {"n_eval": 2, "max_new_tokens": 8, "answer_normalization": "exact"}}
+
+
+def own(**change) -> dict:
+    block = json.loads(json.dumps(OWN))
+    for key, value in change.items():
+        if isinstance(value, dict):
+            for k, v in value.items():
+                block[key].pop(k) if v is None else block[key].update({k: v})
+        elif value is None:
+            block.pop(key)
+        else:
+            block[key] = value
+    return {"tasks": {"reverse": block}}
+
+
+BAD_PIPELINE += [
+    (own(kind=None), ["config key 'tasks.reverse.kind' is missing: a task of its own name declares its kind, one of "
+                      "qa, text, translation"], "own task without a kind"),
+    (own(kind="classification"), ["config key 'tasks.reverse.kind' = 'classification'"], "unknown kind"),
+    ({"tasks": {"text": {"kind": "qa"}}}, ["config key 'tasks.text.kind' = 'qa': text is the built-in text task; "
+                                           "give your task of kind qa another name"], "built-in task of another kind"),
+    (own(eval={"answer_normalization": None}),
+     ["missing config key 'tasks.reverse.eval.answer_normalization'", "one of numeric, strip, exact"],
+     "qa task without answer normalisation"),
+    (own(data={"source": "generator"}),
+     ["config key 'tasks.reverse.data.source' = 'generator': the generator (mathematics_dataset) makes only",
+      "give your rows with source: hub and hub_id"], "generator for an own task"),
+    ({**own(), "experiments": {"rev": {"task": "reverse", "noise": "ground_truth", "etas": [0.1], "seeds": [0]}}},
+     ["config key 'experiments.rev': ground_truth noise inserts digits 0..b-1", "set tasks.reverse.data.base",
+      "or use noise: random"], "ground-truth noise without a base"),
+    (own(train={"max_len": None}), ["config key 'tasks.reverse.train.max_len' = 1024 (not set: seqmatch.train's "
+                                    "default): more than the 256 positions"], "max_len beyond the positions"),
+    (own(vocab_size=None), ["missing config key 'tasks.reverse.vocab_size'"], "BPE tokenizer without a size"),
+    ({"model": {"name_or_path": "models/no-tokenizer"}},
+     ["config key 'model.name_or_path' = 'models/no-tokenizer': the model's own tokenizer is used",
+      "no tokenizer files", "set tokenizer.name_or_path", "model.new_tokenizer: true"], "model dir without its tokenizer"),
+    (own(data={"answer_normalization": "exact"}), ["unknown config key 'tasks.reverse.data.answer_normalization'"],
+     "a key under the wrong section"),
+]
+
+
 @pytest.mark.parametrize("override,needles,why", BAD_PIPELINE, ids=[c[2] for c in BAD_PIPELINE])
 def test_bad_own_paths_stop_the_pipeline_before_any_job(tmp_path, override, needles, why):
     out = pipeline_refuses(tmp_path, override, *needles)
     assert "Repo id must be in the form" not in out and "--source generator" not in out
+
+
+def test_a_command_line_value_of_the_wrong_type_stops_the_pipeline(tmp_path):
+    wd = copy_workflow(tmp_path / "wf", package=False)
+    res = snakemake(["--cores", "1", "results/figure1.png", "--config", "train={steps: many}", "offline=maybe"],
+                    wd, timeout=120)
+    out = res.stdout + res.stderr
+    assert res.returncode != 0 and "Invalid configuration (nothing was run)" in out, out
+    assert "config key 'train.steps' = 'many' (snakemake --config): expected integer" in out
+    assert "config key 'offline' = 'maybe' (snakemake --config): expected boolean" in out
+    assert list((wd / "results").iterdir()) == [] and not (wd / "resources").exists()
+
+
+def test_own_qa_task_rows_are_checked_under_its_name(tmp_path):
+    own_qa(tmp_path, QA[:2] + [{"question": "reverse: ab"}] + QA[2:])
+    res = data_cli(tmp_path, "qa", "--task", "reverse", "--source", "hub", "--hub-id", "mydata", "--n-train", "3",
+                   "--n-test", "2")
+    assert_refused(res, tmp_path, "mydata/train.jsonl:3:", "missing key 'answer'")
+    (tmp_path / "b").mkdir()
+    own_qa(tmp_path / "b", QA)
+    res = data_cli(tmp_path / "b", "qa", "--task", "reverse", "--source", "hub", "--hub-id", "mydata", "--n-train",
+                   "30", "--n-test", "2")
+    assert_refused(res, tmp_path / "b", "config key tasks.reverse.data.n_train (flag --n-train) = 30", "only 6")
 
 
 def test_a_file_datasets_cannot_read_is_one_line(tmp_path):
@@ -225,6 +294,9 @@ def train_dir(tmp_path_factory) -> Path:
     (d / "model" / "config.json").write_text(json.dumps({"model_type": "llama"}))
     PreTrainedTokenizerFast(tokenizer_object=Tokenizer(models.BPE()), bos_token="<s>",
                             eos_token="</s>").save_pretrained(d / "specials-only")
+    from test_own_model import save_tiny_models
+
+    shutil.copytree(save_tiny_models(tmp_path_factory.mktemp("own"))["neox"], d / "neox")
     return d
 
 
@@ -241,6 +313,9 @@ BAD_TRAIN = [
     (["--tokenizer", "tok", "--name-or-path", "tok"],
      ["model 'tok' (config key model.name_or_path", "no config.json", "model.save_pretrained(DIR)"],
      "tokenizer dir as model"),
+    (["--tokenizer", "tok", "--name-or-path", "neox"],
+     ["the tokenizer (config key tokenizer.name_or_path, flag --tokenizer) is not model 'neox''s own",
+      "model.new_tokenizer: true"], "a tokenizer not the model's own"),
 ]
 
 

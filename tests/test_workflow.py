@@ -947,9 +947,12 @@ RERUN_CASES += [
     ({"tasks": {"translation": {"eval": {"temperature": 0.5}}}}, [("evaluate_translation", "")]),
     ({"experiments": {"table1": {"n_recovery": 6}}}, [("mistakes_recovery", "")]),
     ({"figure1": {"eval_rollouts": 50}}, [("figure1", "")]),
-    # every run's config carries train.alpha, also MLE/BC/ULK runs', which do not read it: they
-    # retrain too (same numbers; a narrower trigger would change every run's config and identity)
-    ({"train": {"alpha": 0.02}}, [("train", ""), ("bc_warmup", "")]),
+    # a run's config holds the train keys its method reads: alpha retrains SM runs alone, ul_weight
+    # ULK runs alone, bc_warmup_steps the BC and SM runs (and the warm-ups), not MLE
+    ({"train": {"alpha": 0.02}}, [("train", "/sm-")]),
+    ({"train": {"ul_weight": 0.5}}, [("train", "/ulk-")]),
+    ({"tasks": {"mul": {"train": {"bc_warmup_steps": 2}}}},
+     [("train", "runs/mul/sm-"), ("train", "runs/mul/bc-"), ("bc_warmup", "runs/mul/")]),
 ]
 
 
