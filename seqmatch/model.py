@@ -2,7 +2,11 @@
 
 ``build_model(cfg, tokenizer)`` loads any causal LM by hub id or local directory (or builds a small
 Llama / GPT-2 from scratch), adds ``<bkspc>`` to the tokenizer and resizes the embedding and
-unembedding so the new token has its own, trained, rows. Optional pieces, all from ``ModelConfig``:
+unembedding so the new token has its own, trained, rows. A pretrained model must come with its own
+tokenizer (every token at the model's id; ``check_own_tokenizer``) unless ``new_tokenizer`` says
+otherwise; the rows of the tokens added to it start at the mean of the model's rows
+(``init_added_rows``); a tokenizer without a bos token starts sequences with its eos
+(``ensure_special_tokens``). Optional pieces, all from ``ModelConfig``:
 
 * LoRA through ``peft`` (paper: r = 64, alpha = 16). The base weights are frozen; the ``<bkspc>``
   rows of the input embedding and of the unembedding stay trainable through peft's
