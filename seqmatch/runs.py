@@ -36,6 +36,16 @@ TASK_NAME = r"[A-Za-z][A-Za-z0-9_]*"  # a path part and a wildcard value
 RESERVED_TASK_NAMES = ("pretrained",)
 # answer_normalization of a qa task's accuracy (seqmatch.metrics.extract_answer)
 ANSWER_NORMALIZATIONS = ("numeric", "strip", "exact")
+METHODS = ("mle", "bc", "sm", "ulk")
+NOISES = ("none", "random", "ground_truth")
+DIVERGENCES = ("chi2", "chi2_mix", "kl", "js")
+# estimators of the model rows' value term of eq. 4 (seqmatch.losses.sequence_match_loss, initial_value)
+INITIAL_VALUE_ESTIMATORS = ("data", "plugin")
+
+RUN_ID = "{task}/{method}-{noise}-eta{eta}-{divergence}/seed{seed}"
+RUN = "resources/runs/" + RUN_ID
+# written by a BC run stopped after its warm-up (TrainConfig.stop_after_warmup), beside bc_warmup/
+WARMUP_DONE = "bc_warmup.json"
 
 
 def task_kind(config: dict, task: str) -> str | None:
@@ -51,16 +61,7 @@ def has_base(config: dict, task: str) -> bool:
     set ``base``."""
     data = ((config.get("tasks") or {}).get(task) or {}).get("data") or {}
     return task in ARITH_TASKS or (task_kind(config, task) == "qa" and data.get("base") is not None)
-METHODS = ("mle", "bc", "sm", "ulk")
-NOISES = ("none", "random", "ground_truth")
-DIVERGENCES = ("chi2", "chi2_mix", "kl", "js")
-# estimators of the model rows' value term of eq. 4 (seqmatch.losses.sequence_match_loss, initial_value)
-INITIAL_VALUE_ESTIMATORS = ("data", "plugin")
 
-RUN_ID = "{task}/{method}-{noise}-eta{eta}-{divergence}/seed{seed}"
-RUN = "resources/runs/" + RUN_ID
-# written by a BC run stopped after its warm-up (TrainConfig.stop_after_warmup), beside bc_warmup/
-WARMUP_DONE = "bc_warmup.json"
 
 # TrainConfig fields set per run (grid coordinates and file layout), not config.yaml train keys;
 # and train keys of config.yaml that are the workflow's, not TrainConfig's
@@ -68,6 +69,8 @@ RUN_FIELDS = ("method", "train_file", "tokenizer", "out_dir", "seed", "noise", "
               "stop_after_warmup")
 # (num_processes is also a TrainConfig field: a run config carries it when > 1, see run_config)
 WORKFLOW_ONLY = ("num_processes", "launch_device")
+# files of a model directory that hold weights (not read by its tokenizer)
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".h5", ".msgpack", ".gguf")
 # ModelConfig fields that only apply to a model built from scratch
 FROM_SCRATCH_FIELDS = ("arch", "n_layer", "n_head", "d_model", "d_ff", "max_position_embeddings")
 
@@ -469,8 +472,9 @@ class Grid:
 
     @staticmethod
     def local_files(path: str | None) -> list[str]:
-        """The files under a local path (a tokenizer directory); [] for a hub id."""
-        return [str(p) for p in local_data_files(path)]
+        """The files under a local tokenizer directory, which may be a model's ([] for a hub id):
+        the weights left out, which a tokenizer does not read."""
+        return [str(p) for p in local_data_files(path) if p.suffix not in WEIGHT_SUFFIXES]
 
     def data_command(self, task: str) -> str:
         """The ``python -m seqmatch.data`` subcommand of a task: its kind's (``arithmetic`` for the

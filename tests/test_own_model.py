@@ -11,6 +11,7 @@ head is replaced so that it always says eos.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -163,7 +164,7 @@ def test_ground_truth_noise_on_rows_without_a_base_is_refused(tiny, tmp_path):
                           "--tokenizer", str(tiny["neox"]), "--name-or-path", str(tiny["neox"]), "--out-dir", "run",
                           "--noise", "ground_truth", "--eta", "0.1", "--steps", "2", "--max-len", "48"],
                          cwd=tmp_path, capture_output=True, text=True, timeout=300,
-                         env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})
+                         env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert res.returncode == 2, res.stderr
     last = res.stderr.strip().splitlines()[-1]
     assert last.startswith("error: train.jsonl: row 1 has no 'base'") and "tasks.<task>.data.base" in last, last

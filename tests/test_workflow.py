@@ -16,6 +16,7 @@ import copy
 import json
 import math
 import os
+import random
 import re
 import shlex
 import shutil
@@ -462,7 +463,7 @@ def own_route_workdir(dst: Path, *, package: bool) -> tuple[Path, list[list[str]
     config, commands = readme_own_route()
     (wd / "my.yaml").write_text(config)
     shutil.copytree(save_tiny_models(dst.parent / "models")["neox"], wd / "models" / "my-model")
-    rng = __import__("random").Random(0)
+    rng = random.Random(0)
     words = list(dict.fromkeys("".join(rng.choice("abcdefghij") for _ in range(rng.randint(3, 6)))
                                 for _ in range(600)))[:380]
     rows = [{"question": f"reverse: {w}", "answer": w[::-1]} for w in words]
@@ -486,6 +487,7 @@ def test_the_readme_own_task_route_dry_run(tmp_path):
     assert "    input: mydata/test.jsonl, mydata/train.jsonl\n" in data
     [tok] = jobs_of(out, "pretrained_tokenizer")
     assert "output: resources/tokenizers/pretrained\n" in tok and "models/my-model/tokenizer.json" in tok
+    assert "model.safetensors" not in tok  # its inputs: the tokenizer's files, not the weights
     for block in jobs_of(out, "train"):
         cfg = job_config(block)
         assert cfg["model"]["name_or_path"] == "models/my-model" and "n_layer" not in cfg["model"]
