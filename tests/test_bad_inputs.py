@@ -188,29 +188,40 @@ def own(**change) -> dict:
 
 
 BAD_PIPELINE += [
-    (own(kind=None), ["config key 'tasks.reverse.kind' is missing: a task of its own name declares its kind, one of "
-                      "qa, text, translation"], "own task without a kind"),
-    (own(kind="classification"), ["config key 'tasks.reverse.kind' = 'classification'"], "unknown kind"),
-    ({"tasks": {"text": {"kind": "qa"}}}, ["config key 'tasks.text.kind' = 'qa': text is the built-in text task; "
-                                           "give your task of kind qa another name"], "built-in task of another kind"),
-    (own(eval={"answer_normalization": None}),
-     ["missing config key 'tasks.reverse.eval.answer_normalization'", "one of numeric, strip, exact"],
-     "qa task without answer normalisation"),
-    (own(data={"source": "generator"}),
-     ["config key 'tasks.reverse.data.source' = 'generator': the generator (mathematics_dataset) makes only",
-      "give your rows with source: hub and hub_id"], "generator for an own task"),
-    ({**own(), "experiments": {"rev": {"task": "reverse", "noise": "ground_truth", "etas": [0.1], "seeds": [0]}}},
-     ["config key 'experiments.rev': ground_truth noise inserts digits 0..b-1", "set tasks.reverse.data.base",
-      "or use noise: random"], "ground-truth noise without a base"),
-    (own(train={"max_len": None}), ["config key 'tasks.reverse.train.max_len' = 1024 (not set: seqmatch.train's "
-                                    "default): more than the 256 positions"], "max_len beyond the positions"),
-    (own(vocab_size=None), ["missing config key 'tasks.reverse.vocab_size'"], "BPE tokenizer without a size"),
     ({"model": {"name_or_path": "models/no-tokenizer"}},
      ["config key 'model.name_or_path' = 'models/no-tokenizer': the model's own tokenizer is used",
       "no tokenizer files", "set tokenizer.name_or_path", "model.new_tokenizer: true"], "model dir without its tokenizer"),
-    (own(data={"answer_normalization": "exact"}), ["unknown config key 'tasks.reverse.data.answer_normalization'"],
-     "a key under the wrong section"),
 ]
+
+
+def test_task_names_and_kinds_are_checked_before_any_job(tmp_path):
+    """A task of its own without a kind, with an unknown one, a built-in task of another kind, a
+    name that is no path part: one line each, in one refused run."""
+    tasks = {"reverse": own(kind=None)["tasks"]["reverse"], "sorting": own(kind="classification")["tasks"]["reverse"],
+             "text": {"kind": "qa"}, "my-task": own()["tasks"]["reverse"]}
+    pipeline_refuses(tmp_path, {"tasks": tasks},
+                     "config key 'tasks.reverse.kind' is missing: a task of its own name declares its kind, one of "
+                     "qa, text, translation", "config key 'tasks.sorting.kind' = 'classification'",
+                     "config key 'tasks.text.kind' = 'qa': text is the built-in text task; give your task of kind qa "
+                     "another name", "config key 'tasks.my-task': a task name is letters, digits and _")
+
+
+def test_what_an_own_task_needs_is_checked_before_any_job(tmp_path):
+    """Blocks of own tasks each missing one thing its kind needs, and a table with ground-truth
+    noise on a task without a base: one line each naming the key and the fix, in one refused run."""
+    tasks = {"no_norm": own(eval={"answer_normalization": None}), "gen": own(data={"source": "generator"}),
+             "no_len": own(train={"max_len": None}), "no_vocab": own(vocab_size=None), "rev": own()}
+    cfg = {"tasks": {name: block["tasks"]["reverse"] for name, block in tasks.items()},
+           "experiments": {"rev_table": {"task": "rev", "noise": "ground_truth", "etas": [0.1], "seeds": [0]}}}
+    pipeline_refuses(
+        tmp_path, cfg,
+        "missing config key 'tasks.no_norm.eval.answer_normalization'", "one of numeric, strip, exact",
+        "config key 'tasks.gen.data.source' = 'generator': the generator (mathematics_dataset) makes only",
+        "give your rows with source: hub and hub_id",
+        "config key 'tasks.no_len.train.max_len' = 1024 (not set: seqmatch.train's default): more than the 256 positions",
+        "missing config key 'tasks.no_vocab.vocab_size'",
+        "config key 'experiments.rev_table': ground_truth noise inserts digits 0..b-1", "set tasks.rev.data.base",
+        "or use noise: random")
 
 
 @pytest.mark.parametrize("override,needles,why", BAD_PIPELINE, ids=[c[2] for c in BAD_PIPELINE])
