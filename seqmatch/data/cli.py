@@ -62,7 +62,7 @@ def _add_common(p: argparse.ArgumentParser, *, n_train_help: str, n_test_help: s
     p.add_argument("--cache-dir", default=DEFAULT_CACHE_DIR,
                    help="download/wheel cache (default: resources/ under the current directory)")
     p.add_argument("--source-name", default=None,
-                   help="your data set's name: meta.json's and every row's source (default: the loader's)")
+                   help="your data set's name: meta.json's source, the loader's kept as origin (default: the loader's)")
     p.add_argument("--license", default=None, help="your data's license, for meta.json (default: the loader's)")
     add_config_option(p)
 

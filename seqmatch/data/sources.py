@@ -429,18 +429,17 @@ def hub_license(hub_id: str, task: str, default_id: str, default_license: str) -
 def own_provenance(splits: Sequence[list[dict]], meta: dict, *, source_name: str | None = None,
                    license: str | None = None) -> None:
     """The user's name and license of their data, in place of the loader's: ``meta.json``'s
-    ``source`` (the loader's kept as ``origin``) and ``licenses``, and every row's ``source`` (and
-    ``license``, where rows carry one)."""
+    ``source`` (the loader's kept as ``origin``) and ``licenses`` (every table's data_source and
+    data_license), and the ``license`` of rows that carry one (translation). Rows keep the loader's
+    ``source`` (where they came from), so renaming the data set does not change the training data."""
     if source_name:
         meta["origin"], meta["source"] = meta["source"], source_name
     if license:
         meta["licenses"] = [license]
-    for rows in splits:
-        for row in rows:
-            if source_name:
-                row["source"] = source_name
-            if license and "license" in row:
-                row["license"] = license
+        for rows in splits:
+            for row in rows:
+                if "license" in row:
+                    row["license"] = license
 
 
 def _hub_inputs(hub_id: str, config: str | None, revision: str | None) -> list[dict]:
