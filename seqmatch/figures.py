@@ -29,6 +29,7 @@ import os
 from typing import Sequence
 
 from seqmatch.actions import BKSPC_TOKEN, IGNORE_INDEX, actions_to_inputs
+from seqmatch.data.tokenizer import bos_token_id
 from seqmatch.io import atomic_savefig
 
 # the paper's example
@@ -58,7 +59,7 @@ class WordVocab:
 
 
 class TokenizerVocab:
-    """Adapter over a Hugging Face tokenizer that has ``<bos>`` and ``<bkspc>`` tokens."""
+    """Adapter over a Hugging Face tokenizer that has ``<bkspc>`` (and a bos or an eos token)."""
 
     def __init__(self, tok):
         self.tok = tok
@@ -66,10 +67,7 @@ class TokenizerVocab:
         if bk is None or bk == tok.unk_token_id:
             raise ValueError(f"tokenizer has no {BKSPC_TOKEN} token")
         self.bkspc_id = int(bk)
-        bos = tok.bos_token_id
-        if bos is None:
-            bos = tok.convert_tokens_to_ids("<bos>")
-        self.bos_id = int(bos)
+        self.bos_id = int(bos_token_id(tok))  # its eos where it has no bos, as training does
         self.eos_id = tok.eos_token_id
 
     def word_ids(self, word: str, first: bool) -> list[int]:

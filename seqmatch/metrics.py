@@ -7,9 +7,12 @@ exactly what was computed.
 
 Definitions (exact; the docstrings repeat them with their sources):
 
-* **accuracy** (arithmetic, Fig. 3, Tables 6-7): exact match of the text after the *last*
-  ``Solution:`` of the decoded final state with the answer, after cutting at the first ``<eos>``,
-  deleting ``<pad>``/``<bos>`` strings and deleting *all* whitespace from both sides.
+* **accuracy** (qa tasks: arithmetic, Fig. 3, Tables 6-7, and yours): exact match of the text after
+  the *last* ``Solution:`` of the decoded final state with the answer, after cutting at the first
+  ``<eos>``, deleting ``<pad>``/``<bos>`` strings and normalising both sides as the task says
+  (``answer_normalization``): ``numeric`` deletes *all* whitespace (the arithmetic tasks), ``strip``
+  leading and trailing whitespace, ``exact`` only the one space the row format puts after
+  ``Solution:``.
 * **MAUVE** (Pillutla et al. 2021/2023): ``mauve.compute_mauve(p_features=..., q_features=...)`` on
   features we compute (``featurize``): gpt2-large last-token hidden state (paper profile, as
   mauve-text's own featurizer) or the packaged all-MiniLM-L6-v2 sentence embedding (offline profile).
@@ -54,17 +57,27 @@ def final_state_text(actions: Sequence[int], bkspc_id: int, decode: Callable[[li
     return decode(apply_backspaces(actions, bkspc_id))
 
 
-def extract_answer(text: str) -> str:
+ANSWER_NORMALIZATIONS = ("numeric", "strip", "exact")  # seqmatch.runs.ANSWER_NORMALIZATIONS (tested)
+
+
+def extract_answer(text: str, normalization: str = "numeric") -> str:
     """The normalized answer in a decoded final state.
 
     1. take what follows the **last** ``"Solution:"`` (the whole text if there is none, e.g. when the
        caller passes only the completion);
     2. cut at the first ``"<eos>"`` (anything after the end of the sequence is not an answer);
     3. delete every ``"<pad>"`` and ``"<bos>"`` string;
-    4. delete **all** whitespace: tokenizers may decode digits with spaces between tokens, and the
-       list-prime-factors answers contain ``", "``; the answers here are numbers, signs and commas,
-       so whitespace never carries meaning.
+    4. normalise whitespace as ``normalization`` says:
+
+       * ``numeric`` (the arithmetic tasks): delete **all** whitespace. Tokenizers may decode digits
+         with spaces between tokens, and the list-prime-factors answers contain ``", "``; their
+         answers are numbers, signs and commas, so whitespace never carries meaning.
+       * ``strip``: delete leading and trailing whitespace only (spaces inside the answer count).
+       * ``exact``: delete only the one space the row format puts between ``Solution:`` and the
+         answer (rows are ``{question} Solution: {answer}``); everything else counts.
     """
+    if normalization not in ANSWER_NORMALIZATIONS:
+        raise ValueError(f"answer normalization {normalization!r}: expected one of {', '.join(ANSWER_NORMALIZATIONS)}")
     i = text.rfind(SOLUTION_MARKER)
     s = text[i + len(SOLUTION_MARKER):] if i >= 0 else text
     j = s.find("<eos>")
@@ -72,23 +85,28 @@ def extract_answer(text: str) -> str:
         s = s[:j]
     for tok in _STRIP_STRINGS:
         s = s.replace(tok, "")
-    return "".join(s.split())
+    if normalization == "numeric":
+        return "".join(s.split())
+    if normalization == "strip":
+        return s.strip()
+    return s[1:] if s.startswith(" ") else s
 
 
-def arithmetic_accuracy(final_texts: Sequence[str], answers: Sequence[str]) -> dict:
+def arithmetic_accuracy(final_texts: Sequence[str], answers: Sequence[str], normalization: str = "numeric") -> dict:
     """Exact-match accuracy of decoded final states against the answers (paper §6.1, Fig. 3).
 
     ``final_texts``: decoded final states (backspaces already applied, see ``final_state_text``);
     they may include the prompt. Both sides are normalized with ``extract_answer`` (the answer has
-    no ``Solution:``, so only the ``<eos>``/``<pad>``/whitespace rules act on it).
+    no ``Solution:``, so only the ``<eos>``/``<pad>``/whitespace rules act on it), whitespace as
+    ``normalization`` says.
 
     Returns ``{"accuracy", "n", "n_correct", "correct": [bool], "predictions": [str]}``;
     ``accuracy`` is NaN for an empty input.
     """
     if len(final_texts) != len(answers):
         raise ValueError(f"{len(final_texts)} final texts but {len(answers)} answers")
-    preds = [extract_answer(t) for t in final_texts]
-    correct = [p == extract_answer(str(a)) for p, a in zip(preds, answers)]
+    preds = [extract_answer(t, normalization) for t in final_texts]
+    correct = [p == extract_answer(str(a), normalization) for p, a in zip(preds, answers)]
     n = len(correct)
     return {
         "accuracy": (sum(correct) / n) if n else float("nan"),

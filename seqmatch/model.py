@@ -2,7 +2,11 @@
 
 ``build_model(cfg, tokenizer)`` loads any causal LM by hub id or local directory (or builds a small
 Llama / GPT-2 from scratch), adds ``<bkspc>`` to the tokenizer and resizes the embedding and
-unembedding so the new token has its own, trained, rows. Optional pieces, all from ``ModelConfig``:
+unembedding so the new token has its own, trained, rows. A pretrained model must come with its own
+tokenizer (every token at the model's id; ``check_own_tokenizer``) unless ``new_tokenizer`` says
+otherwise; the rows of the tokens added to it start at the mean of the model's rows
+(``init_added_rows``); a tokenizer without a bos token starts sequences with its eos
+(``ensure_special_tokens``). Optional pieces, all from ``ModelConfig``:
 
 * LoRA through ``peft`` (paper: r = 64, alpha = 16). The base weights are frozen; the ``<bkspc>``
   rows of the input embedding and of the unembedding stay trainable through peft's
@@ -95,6 +99,10 @@ class ModelConfig:
     offset_head_hidden: int = _field(8, "hidden width of the offset head (paper: 8)")
     torch_dtype: str = _field("float32", "weight dtype: float32 | bfloat16 | float16")
     trust_remote_code: bool = _field(False, "allow hub repositories to run their own code; off unless set")
+    new_tokenizer: bool = _field(
+        False, "a pretrained model with a tokenizer that is not its own (e.g. a BPE tokenizer trained here): "
+        "resize its embeddings to that tokenizer, whose ids then index pretrained rows of other tokens; false "
+        "refuses such a pair (build_model compares the tokenizer with the model's own)")
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "ModelConfig":
@@ -276,21 +284,85 @@ def ensure_special_tokens(tokenizer) -> dict[str, int]:
     """Add ``<bkspc>`` (and a pad token if missing) to ``tokenizer``; return the four ids.
 
     A tokenizer without a pad token (e.g. Llama-2's) uses ``<eos>`` for padding: padded inputs are
-    never visible and never labelled, so no new row is needed for them.
+    never visible and never labelled, so no new row is needed for them. A tokenizer without a bos
+    token (every Qwen2/2.5 tokenizer) starts every sequence with its eos token instead
+    (``seqmatch.data.tokenizer.bos_token_id``): the first input is then the state "a document has
+    just ended", which a model pretrained on documents joined by eos knows, where an added token
+    would be a row it never saw. Training and generation both take the id from the model
+    (``SeqMatchLM.bos_id``, saved in ``seqmatch_model.json``), so they agree.
     """
+    from seqmatch.data.tokenizer import bos_token_id
+
     if tokenizer.convert_tokens_to_ids(BKSPC_TOKEN) in (None, getattr(tokenizer, "unk_token_id", None)):
         tokenizer.add_special_tokens({"additional_special_tokens": [BKSPC_TOKEN]})
     bkspc_id = tokenizer.convert_tokens_to_ids(BKSPC_TOKEN)
-    if tokenizer.bos_token_id is None or tokenizer.eos_token_id is None:
-        raise ValueError("the tokenizer needs bos and eos tokens")
+    if tokenizer.eos_token_id is None:
+        raise ValueError("the tokenizer has no eos token: seqmatch ends every sequence with it (a tokenizer "
+                         "whose special tokens include an end-of-text token: set it as eos_token and save it)")
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     return dict(
         bkspc_id=int(bkspc_id),
-        bos_id=int(tokenizer.bos_token_id),
+        bos_id=int(bos_token_id(tokenizer)),
         eos_id=int(tokenizer.eos_token_id),
         pad_id=int(tokenizer.pad_token_id),
     )
+
+
+def check_own_tokenizer(cfg: ModelConfig, tokenizer) -> list[int]:
+    """The ids ``tokenizer`` adds to pretrained model ``cfg.name_or_path``'s own tokenizer (e.g.
+    ``<bkspc>``, a ``<pad>``), after checking that it *is* the model's own: every token of the
+    model's tokenizer must keep its id, or the pretrained embedding rows would stand for other
+    tokens (ValueError, unless ``cfg.new_tokenizer``). A model without a tokenizer of its own
+    cannot be compared: a warning, and only ``<bkspc>`` counts as added."""
+    import sys
+
+    from transformers import AutoTokenizer
+
+    from seqmatch.data.sources import pretrained_problem
+
+    name = cfg.name_or_path
+    ours = tokenizer.get_vocab()
+    own = None
+    if pretrained_problem(name, "tokenizer") is None:
+        try:
+            own = AutoTokenizer.from_pretrained(name, trust_remote_code=bool(cfg.trust_remote_code)).get_vocab()
+        except (OSError, ValueError) as e:  # a hub id without a tokenizer, offline without a cache, ...
+            print(f"warning: cannot load model {name!r}'s own tokenizer to compare ({type(e).__name__})",
+                  file=sys.stderr)
+    if own is None:
+        if not cfg.new_tokenizer:
+            print(f"warning: model {name!r} has no tokenizer of its own to compare the tokenizer with; seqmatch "
+                  f"assumes it is the model's", file=sys.stderr)
+        return [ours[BKSPC_TOKEN]] if BKSPC_TOKEN in ours else []
+    moved = [(t, i, ours.get(t)) for t, i in own.items() if ours.get(t) != i]
+    if moved and not cfg.new_tokenizer:
+        t, i, j = moved[0]
+        raise ValueError(
+            f"the tokenizer (config key tokenizer.name_or_path, flag --tokenizer) is not model {name!r}'s own: "
+            f"{len(moved)} of its {len(own)} tokens have another id or none (e.g. {t!r}: {i} in the model's, {j} "
+            f"here), so the pretrained embeddings would stand for other tokens. Use the model's own tokenizer "
+            f"(leave tokenizer.name_or_path null), or set model.new_tokenizer: true (flag --new-tokenizer true) "
+            f"to resize the model to this one knowingly")
+    return sorted(i for t, i in ours.items() if t not in own)
+
+
+def init_added_rows(hf: nn.Module, ids: list[int], n_old: int) -> None:
+    """Rows of the ids a tokenizer added to a pretrained model's own that the model already had
+    (padding rows, e.g. Qwen2's 151,936 against 151,665 tokens: untrained, or trained for nothing):
+    set to the mean of the rows before them, in the input and the output embeddings, as
+    transformers' mean resizing does for rows it adds."""
+    ids = [i for i in ids if i < n_old]
+    if not ids:
+        return
+    first = min(ids)
+    with torch.no_grad():
+        mats = [hf.get_input_embeddings().weight]
+        out = hf.get_output_embeddings()
+        if out is not None and out.weight is not mats[0]:
+            mats.append(out.weight)
+        for w in mats:
+            w[ids] = w[:first].mean(dim=0, keepdim=True).to(w.dtype)
 
 
 def bnb_config(cfg: ModelConfig, *, cuda: bool | None = None):
@@ -439,6 +511,8 @@ def build_model(cfg: ModelConfig, tokenizer, *, device: str | torch.device | Non
     V = len(tokenizer)
     if cfg.load_in_4bit and (cfg.name_or_path is None or cfg.lora_r <= 0 or base is not None):
         raise ValueError("load_in_4bit (QLoRA) needs a pretrained name_or_path (not a model object) and lora_r > 0")
+    # before any loading: a pretrained model's tokenizer must be its own (a model object: the caller's choice)
+    added = [] if cfg.name_or_path is None or base is not None else check_own_tokenizer(cfg, tokenizer)
     if base is not None:
         hf = base
     elif cfg.name_or_path is None:
@@ -451,8 +525,11 @@ def build_model(cfg: ModelConfig, tokenizer, *, device: str | torch.device | Non
         )
     else:
         hf = _load_base(cfg, device)
-    if hf.get_input_embeddings().weight.shape[0] != V:
+    n_old = hf.get_input_embeddings().weight.shape[0]
+    if n_old != V:
         hf.resize_token_embeddings(V, mean_resizing=True)
+    if not cfg.new_tokenizer:
+        init_added_rows(hf, added, n_old)
     hf.config.bos_token_id, hf.config.eos_token_id, hf.config.pad_token_id = ids["bos_id"], ids["eos_id"], ids["pad_id"]
     max_positions = _max_positions(hf.config, cfg.max_position_embeddings)
     lm = _wrap(hf, cfg, ids["bkspc_id"])

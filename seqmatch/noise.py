@@ -79,3 +79,13 @@ def digit_noise_ids(token_to_id, base: int) -> list[int]:
     if any(i is None or i < 0 for i in ids):
         raise ValueError(f"digits 0..{base - 1} are not all single tokens in this tokenizer")
     return [int(i) for i in ids]
+
+
+def require_bases(rows: Sequence[dict], path: str) -> None:
+    """Ground-truth noise draws digits of each row's base: a row without one (a qa task of its own
+    without tasks.<task>.data.base) is an error, not base 10."""
+    for n, row in enumerate(rows, 1):
+        if row.get("base") is None:
+            raise ValueError(f"{path}: row {n} has no 'base', and ground-truth noise inserts digits 0..b-1 of a "
+                             f"row's base: set tasks.<task>.data.base (the base of the answers' numbers), or "
+                             f"train with noise random")

@@ -22,10 +22,20 @@ import numpy as np
 from seqmatch.data.arithmetic import ARITHMETIC_TASKS
 from seqmatch.data.sources import local_data_files, looks_local, pretrained_problem
 
-# every task of the grid; an arithmetic task is an entry of seqmatch.data.arithmetic.ARITHMETIC_TASKS
-# plus a tasks.<name> block of config.yaml
+# A task is a tasks.<name> block of the config with a kind: qa (question -> answer, scored by
+# accuracy; prompt "{question} Solution:", completion " {answer}"), text (free text, MAUVE and
+# perplexity) or translation (en -> fr, BLEU). The built-in tasks are presets: the arithmetic ones
+# (seqmatch.data.arithmetic.ARITHMETIC_TASKS, the only names the generator source makes) are qa,
+# text and translation their own kinds; a task of any other name declares its kind.
+KINDS = ("qa", "text", "translation")
 ARITH_TASKS = tuple(ARITHMETIC_TASKS)
-TASKS = ARITH_TASKS + ("text", "translation")
+TASKS = ARITH_TASKS + ("text", "translation")  # the built-in tasks
+PRESET_KINDS = {**{task: "qa" for task in ARITH_TASKS}, "text": "text", "translation": "translation"}
+TASK_NAME = r"[A-Za-z][A-Za-z0-9_]*"  # a path part and a wildcard value
+# resources/tokenizers/pretrained*: the pretrained tokenizers' directories, no task's BPE one
+RESERVED_TASK_NAMES = ("pretrained",)
+# answer_normalization of a qa task's accuracy (seqmatch.metrics.extract_answer)
+ANSWER_NORMALIZATIONS = ("numeric", "strip", "exact")
 METHODS = ("mle", "bc", "sm", "ulk")
 NOISES = ("none", "random", "ground_truth")
 DIVERGENCES = ("chi2", "chi2_mix", "kl", "js")
@@ -37,6 +47,22 @@ RUN = "resources/runs/" + RUN_ID
 # written by a BC run stopped after its warm-up (SequenceMatchConfig.stop_after_warmup), beside bc_warmup/
 WARMUP_DONE = "bc_warmup.json"
 
+
+def task_kind(config: dict, task: str) -> str | None:
+    """A task's kind: its block's ``kind``, else the built-in task's (None for neither)."""
+    block = (config.get("tasks") or {}).get(task)
+    kind = block.get("kind") if isinstance(block, dict) else None
+    return kind or PRESET_KINDS.get(task)
+
+
+def has_base(config: dict, task: str) -> bool:
+    """Whether a task's rows have a base, the alphabet of ground-truth noise (digits 0..b-1): the
+    arithmetic tasks (the question's base, 10 unless "In base b, ...") and a qa task whose data
+    set ``base``."""
+    data = ((config.get("tasks") or {}).get(task) or {}).get("data") or {}
+    return task in ARITH_TASKS or (task_kind(config, task) == "qa" and data.get("base") is not None)
+
+
 # run config train keys set per run (grid coordinates, file layout; train_file and tokenizer are
 # seqmatch.train's data flags), not config.yaml train keys; SequenceMatchConfig fields of the Python
 # API only (the run config's model section holds the model); and train keys of config.yaml that
@@ -46,6 +72,8 @@ RUN_FIELDS = ("method", "train_file", "tokenizer", "output_dir", "seed", "noise"
 API_ONLY = ("model_init_kwargs", "eval_steps", "per_device_eval_batch_size")
 # (num_processes is also a SequenceMatchConfig field: a run config carries it when > 1, see run_config)
 WORKFLOW_ONLY = ("num_processes", "launch_device")
+# files of a model directory that hold weights (not read by its tokenizer)
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".h5", ".msgpack", ".gguf")
 # ModelConfig fields that only apply to a model built from scratch
 FROM_SCRATCH_FIELDS = ("arch", "n_layer", "n_head", "d_model", "d_ff", "max_position_embeddings")
 
@@ -57,6 +85,9 @@ FROM_SCRATCH_FIELDS = ("arch", "n_layer", "n_head", "d_model", "d_ff", "max_posi
 NOT_IDENTITY = ("output_dir", "save_steps", "logging_steps", "max_nonfinite", "warm_start", "stop_after_warmup",
                 "grad_diagnostics_every", "num_processes", "report_to", "eval_steps", "per_device_eval_batch_size",
                 "model_init_kwargs")
+# ModelConfig fields that do not change what is trained (new_tokenizer permits a pairing, the
+# tokenizer itself is the train identity's)
+NOT_IDENTITY_MODEL = ("new_tokenizer",)
 # what an SM run shares with the BC run it warm-starts from: its first bc_warmup_steps are then
 # exactly that BC run's (beta = 1, no replay rows), besides the model, the data and the process count
 WARM_START_KEYS = ("seed", "max_steps", "per_device_train_batch_size", "gradient_accumulation_steps",
@@ -64,14 +95,27 @@ WARM_START_KEYS = ("seed", "max_steps", "per_device_train_batch_size", "gradient
                    "mask_prompt", "noise", "eta", "bc_warmup_steps")
 
 
+# SequenceMatchConfig fields that only some methods read (the others read every field): MLE and ULK
+# runs sample nothing and have no warm-up, BC runs write their warm-up snapshot at bc_warmup_steps. A
+# run's config and identity hold only the fields its method reads, so changing an SM value such as
+# train.alpha retrains the SM runs alone.
+SM_ONLY = ("alpha", "gamma", "divergence", "logit_bound", "initial_value", "beta_final", "beta_anneal_steps",
+           "replay_capacity", "replay_reuse", "gen_batch_size", "model_rows", "max_prompt_len", "max_new_tokens",
+           "temperature", "top_p", "grad_diagnostics_every")
+METHOD_ONLY = {**{key: ("sm",) for key in SM_ONLY}, "bc_warmup_steps": ("bc", "sm"), "ul_weight": ("ulk",)}
+
+
+def reads(method: str | None, key: str) -> bool:
+    """Whether a run of ``method`` reads SequenceMatchConfig field ``key`` (None: any method's, all)."""
+    return method is None or method in METHOD_ONLY.get(key, METHODS)
+
+
 # ---- study settings: named train-key overrides (experiments.<study>.settings), part of a run's
-# directory name as "<divergence>+<setting>". TrainConfig keys that shape only an SM run's SM phase:
-# a BC or MLE run trains the same whatever their values, so a setting that changes only these
-# shares the BC and MLE runs of the defaults (its SM runs are paired with them)
-SM_PHASE_KEYS = ("alpha", "gamma", "divergence", "logit_bound", "initial_value", "bc_warmup_steps",
-                 "beta_final", "beta_anneal_steps", "replay_capacity", "replay_reuse", "gen_batch_size",
-                 "model_rows", "max_prompt_len", "max_new_tokens", "temperature", "top_p",
-                 "grad_diagnostics_every")
+# directory name as "<divergence>+<setting>". Keys that shape only an SM run's SM phase: a BC or MLE
+# run trains the same whatever their values (a BC run's bc_warmup_steps only places its snapshot),
+# so a setting that changes only these shares the BC and MLE runs of the defaults, which its SM runs
+# are paired with
+SM_PHASE_KEYS = SM_ONLY + ("bc_warmup_steps",)
 SETTING_SEP = "+"
 SETTING_NAME = r"[A-Za-z0-9_.]+"
 
@@ -85,10 +129,14 @@ def split_divergence(field: str) -> tuple[str, str | None]:
 
 def identity(train: dict, model: dict, data_sha256: str | None, tokenizer_sha256: str | None,
              num_processes: int) -> dict:
-    """What makes two runs the same run: the SequenceMatchConfig fields that shape the result, the
-    model config, the training rows' and the tokenizer's content and the process count. A
-    checkpoint resumes only its own run; an SM run warm-starts only from its own BC run's snapshot."""
-    return {"train": {k: v for k, v in train.items() if k not in NOT_IDENTITY}, "model": dict(model),
+    """What makes two runs the same run: the SequenceMatchConfig fields that shape the result (those
+    its method reads), the model config, the training rows' and the tokenizer's content and the
+    process count. A checkpoint resumes only its own run; an SM run warm-starts only from its own BC
+    run's snapshot. (An identity saved before fields were left out holds more of them; only the
+    fields of the current identity are compared, ``identity_diff``.)"""
+    method = train.get("method")
+    return {"train": {k: v for k, v in train.items() if k not in NOT_IDENTITY and reads(method, k)},
+            "model": {k: v for k, v in model.items() if k not in NOT_IDENTITY_MODEL},
             "data_sha256": data_sha256, "tokenizer_sha256": tokenizer_sha256, "num_processes": int(num_processes)}
 
 
@@ -140,12 +188,19 @@ TABLE2_ROWS = (
 # Tables 5-7 are grid tables with the default script, accuracy tables.
 DEFAULT_TABLE_SCRIPT = "workflow/scripts/accuracy_table.py"
 DEFAULT_TABLE_METHODS = ("mle", "bc", "sm")
-# the per-run files a grid table can read (run_files) and the tasks whose runs have them
-RUN_FILES = {"summary.json": TASKS, "eval.json": ARITH_TASKS + ("translation",),
-             "eval_sample.json": ("text",), "eval_contrastive.json": ("text",),
-             "mistakes.json": ("add_or_sub_in_base",)}
-# the metric of an accuracy table (BLEU for translation)
-ACCURACY_METRICS = {"translation": "bleu", **{task: "accuracy" for task in ARITH_TASKS}}
+# the per-run files a grid table can read (run_files) and the kinds of task whose runs have them
+# (mistakes.json: add_or_sub_in_base's runs alone, Table 1's mistake recovery)
+RUN_FILES = {"summary.json": KINDS, "eval.json": ("qa", "translation"), "eval_sample.json": ("text",),
+             "eval_contrastive.json": ("text",), "mistakes.json": ()}
+MISTAKES_TASK = "add_or_sub_in_base"
+# the metric of an accuracy table, per kind of task (BLEU for translation)
+ACCURACY_METRICS = {"qa": "accuracy", "translation": "bleu"}
+
+
+def run_files(config: dict, task: str) -> list[str]:
+    """The per-run files the runs of ``task`` have (what a grid table's run_files may name)."""
+    kind = task_kind(config, task)
+    return [f for f, kinds in RUN_FILES.items() if kind in kinds or (f == "mistakes.json" and task == MISTAKES_TASK)]
 # the paper's accuracy tables and their tasks (the scorecard compares them with the paper's numbers)
 PAPER_ACCURACY_TABLES = {"table5": "translation", "table6": "mul", "table7": "list_prime_factors"}
 # results/<name>.* of the other artifacts: names a grid table cannot take
@@ -159,20 +214,56 @@ def grid_noises_etas(exp: dict) -> tuple[list, list]:
     return noises, exp.get("etas") or [exp.get("eta", 0.0)]
 
 
-class Grid:
-    """The runs each artifact needs, from a validated workflow config (config.yaml + profile)."""
+def layered(sources: list[dict], section: str, task: str) -> dict:
+    """The values of ``section`` (train or model) for ``task`` from the config's sources in the
+    order they were merged (config.yaml, then each --configfile, then --config): each source's
+    global section, then its tasks.<task>.<section> on top. So a key a later source sets wins at
+    any level: a user's global ``train: {steps: 300}`` beats config.yaml's tasks.<task>.train.steps,
+    and within one source the task's value beats the global one."""
+    out: dict = {}
+    for src in sources:
+        out.update(src.get(section) or {})
+        out.update((((src.get("tasks") or {}).get(task) or {}).get(section)) or {})
+    return out
 
-    def __init__(self, config: dict):
+
+class Grid:
+    """The runs each artifact needs, from a validated workflow config (config.yaml + profile).
+    ``sources``: the config's layers in merge order (``layered``); None: the config alone."""
+
+    def __init__(self, config: dict, sources: list[dict] | None = None, source_names: list[str] | None = None):
         self.config = config
+        self.sources = [config] if sources is None else sources
+        self.source_names = source_names  # None: one config, nothing to tell apart
         self.exp = config["experiments"]
+
+    def origin(self, section: str, task: str, key: str) -> str:
+        """Where a task's effective train/model value comes from (``layered``): ' (from FILE:
+        KEY)', or '' when no source sets it (the code's default) or the sources have no names."""
+        for name, src in zip(reversed(self.source_names or []), reversed(self.sources)):
+            if key in ((((src.get("tasks") or {}).get(task) or {}).get(section)) or {}):
+                return f" (from {name}: tasks.{task}.{section}.{key})"
+            if key in (src.get(section) or {}):
+                return f" (from {name}: {section}.{key})"
+        return ""
+
+    # ---- tasks and their kinds
+    def tasks(self) -> list[str]:
+        return list(self.config["tasks"])
+
+    def kind(self, task: str) -> str:
+        return task_kind(self.config, task)
+
+    def tasks_of_kind(self, *kinds: str) -> list[str]:
+        return [task for task in self.tasks() if self.kind(task) in kinds]
 
     # ---- per-task settings
     def _train_keys(self, task: str) -> dict:
-        """config train, then tasks.<task>.train on top (workflow-only keys included)."""
-        return {**self.config["train"], **self.config["tasks"][task].get("train", {})}
+        """The train keys of a task (``layered``; workflow-only keys included)."""
+        return layered(self.sources, "train", task)
 
     def task_train(self, task: str) -> dict:
-        """SequenceMatchConfig values of a task: config train, then tasks.<task>.train on top."""
+        """SequenceMatchConfig values of a task: train, then tasks.<task>.train, source by source (``layered``)."""
         merged = self._train_keys(task)
         for key in WORKFLOW_ONLY:
             merged.pop(key, None)
@@ -187,9 +278,10 @@ class Grid:
         return str(self._train_keys(task).get("launch_device", "auto"))
 
     def task_model(self, task: str) -> dict:
-        """ModelConfig values of a task: config model, then tasks.<task>.model on top; the
-        from-scratch sizes are dropped when a pretrained model is named (they do not apply)."""
-        merged = {**self.config["model"], **self.config["tasks"][task].get("model", {})}
+        """ModelConfig values of a task: model, then tasks.<task>.model, source by source
+        (``layered``); the from-scratch sizes are dropped when a pretrained model is named (they do
+        not apply)."""
+        merged = layered(self.sources, "model", task)
         if merged.get("name_or_path"):
             for key in FROM_SCRATCH_FIELDS:
                 merged.pop(key, None)
@@ -198,11 +290,38 @@ class Grid:
     def data_dir(self, task: str) -> str:
         return f"resources/data/{task}"
 
+    def pretrained_tokenizer(self, task: str) -> str | None:
+        """The hub id or directory of a task's pretrained tokenizer: tokenizer.name_or_path, else
+        its pretrained model's own (its name_or_path) unless model.new_tokenizer; None: a BPE
+        tokenizer trained on the task's data (a model from scratch, or new_tokenizer)."""
+        if self.config["tokenizer"].get("name_or_path"):
+            return self.config["tokenizer"]["name_or_path"]
+        model = self.task_model(task)
+        return None if model.get("new_tokenizer") else model.get("name_or_path")
+
     def tokenizer_dir(self, task: str) -> str:
-        """Offline profiles train a BPE tokenizer per task; a pretrained tokenizer is shared."""
-        if self.config["tokenizer"]["name_or_path"]:
-            return "resources/tokenizers/pretrained"
-        return f"resources/tokenizers/{task}"
+        """A BPE tokenizer per task (resources/tokenizers/<task>); a pretrained one saved once with
+        <bkspc> added: resources/tokenizers/pretrained for the global tokenizer.name_or_path or
+        model.name_or_path, pretrained-<task> for a task whose model is another."""
+        name = self.pretrained_tokenizer(task)
+        if name is None:
+            return f"resources/tokenizers/{task}"
+        tok = self.config["tokenizer"].get("name_or_path")
+        shared = tok or (None if self.config["model"].get("new_tokenizer") else self.config["model"].get("name_or_path"))
+        return "resources/tokenizers/" + ("pretrained" if name == shared else f"pretrained-{task}")
+
+    def pretrained_tokenizers(self) -> dict[str, str]:
+        """Each pretrained tokenizer directory (under resources/tokenizers/) and what it holds."""
+        out = {}
+        for task in self.tasks():
+            name = self.pretrained_tokenizer(task)
+            if name is not None:
+                out.setdefault(self.tokenizer_dir(task).rsplit("/", 1)[1], name)
+        return out
+
+    def bpe_tasks(self) -> list[str]:
+        """The tasks whose tokenizer is a BPE tokenizer trained on their data."""
+        return [task for task in self.tasks() if self.pretrained_tokenizer(task) is None]
 
     # ---- study settings
     def settings(self) -> dict[str, dict]:
@@ -327,7 +446,7 @@ class Grid:
     def grid_table_inputs(self, name: str) -> list[str]:
         """The per-run files a grid table reads: run_files (default: the task's evaluation) of
         every run directory."""
-        files = self.exp[name].get("run_files") or ["eval_sample.json" if self.exp[name]["task"] == "text"
+        files = self.exp[name].get("run_files") or ["eval_sample.json" if self.kind(self.exp[name]["task"]) == "text"
                                                    else "eval.json"]
         return list(dict.fromkeys(f"{r['dir']}/{f}" for r in self.grid_table_runs(name) for f in files))
 
@@ -405,10 +524,8 @@ class Grid:
         checkpoint its bc_warmup job (``stop_after_warmup``) left."""
         field = divergence
         divergence, _ = split_divergence(field)
-        train = self.run_train(task, method, field)
-        if divergence == "none":
-            train.pop("divergence", None)  # not an SM run: SequenceMatchConfig's default, unused
-        else:
+        train = {k: v for k, v in self.run_train(task, method, field).items() if reads(method, k)}  # what it reads
+        if divergence != "none":
             train["divergence"] = divergence
         out_dir = RUN.format(task=task, method=method, noise=noise, eta=fmt_eta(eta), divergence=field,
                              seed=int(seed))
@@ -430,7 +547,7 @@ class Grid:
         if d.get("source") != "hub":
             for key in ("hub_id", "hub_config"):
                 d.pop(key, None)
-        if task in ARITH_TASKS:
+        if self.kind(task) == "qa" or task != self.kind(task):  # (the built-in text and translation: their kind)
             d["task"] = task
         return d
 
@@ -442,12 +559,19 @@ class Grid:
 
     @staticmethod
     def local_files(path: str | None) -> list[str]:
-        """The files under a local path (a tokenizer directory); [] for a hub id."""
-        return [str(p) for p in local_data_files(path)]
+        """The files under a local tokenizer directory, which may be a model's ([] for a hub id):
+        the weights left out, which a tokenizer does not read."""
+        return [str(p) for p in local_data_files(path) if p.suffix not in WEIGHT_SUFFIXES]
 
-    @staticmethod
-    def data_command(task: str) -> str:
-        return "arithmetic" if task in ARITH_TASKS else task
+    def data_command(self, task: str) -> str:
+        """The ``python -m seqmatch.data`` subcommand of a task: its kind's (``arithmetic`` for the
+        arithmetic tasks, ``qa`` its alias for the others)."""
+        kind = self.kind(task)
+        return ("arithmetic" if task in ARITH_TASKS else "qa") if kind == "qa" else kind
+
+    def metric(self, task: str) -> str | None:
+        """The metric of a task's accuracy table (None for text)."""
+        return ACCURACY_METRICS.get(self.kind(task))
 
     def eval_config(self, task: str, keys=None, split: str = "test") -> dict:
         """Options of ``python -m seqmatch.evaluate``: tasks.<task>.eval (only ``keys``, if given);
@@ -509,21 +633,132 @@ def rename_train_keys(config: dict, user: dict | None = None) -> list[str]:
     return lines
 
 
-def semantic_errors(config: dict, root: str | None = None) -> list[str]:
+# ------------------------------------------------------------------------------ command-line values
+# snakemake --config KEY=VALUE parses VALUE as int, float, True/False, then YAML with every scalar a
+# string: `--config offline=false` or `'train={alpha: 0.5}'` arrive as the strings 'false' and '0.5'.
+# They are converted here to the type the schema gives their key.
+
+_TRUE, _FALSE, _NULL = ("true", "yes", "on"), ("false", "no", "off"), ("null", "none", "~", "")
+
+
+def _schema_branches(root: dict, node: dict) -> list[dict]:
+    """``node`` and every schema it is composed of (allOf/anyOf/oneOf/then/else), $refs resolved."""
+    while isinstance(node, dict) and "$ref" in node:
+        node = root["$defs"][node["$ref"].rsplit("/", 1)[1]]
+    out = [node]
+    for key in ("allOf", "anyOf", "oneOf"):
+        for sub in node.get(key, []):
+            out += _schema_branches(root, sub)
+    for key in ("then", "else"):
+        if key in node:
+            out += _schema_branches(root, node[key])
+    return out
+
+
+def _schema_children(root: dict, nodes: list[dict], key) -> list[dict]:
+    out = []
+    for node in (b for n in nodes for b in _schema_branches(root, n)):
+        if isinstance(key, int):
+            out += [node["items"]] if isinstance(node.get("items"), dict) else []
+        elif key in node.get("properties", {}):
+            out.append(node["properties"][key])
+        elif isinstance(node.get("additionalProperties"), dict):
+            out.append(node["additionalProperties"])
+    return out
+
+
+def _schema_types(root: dict, nodes: list[dict]) -> set[str]:
+    names = {bool: "boolean", int: "integer", float: "number", str: "string", type(None): "null"}
+    types: set[str] = set()
+    for node in (b for n in nodes for b in _schema_branches(root, n)):
+        t = node.get("type")
+        types |= {t} if isinstance(t, str) else set(t or ())
+        types |= {names.get(type(v), "string") for v in node.get("enum", []) + ([node["const"]] if "const" in node else [])}
+    return types
+
+
+def _coerce_scalar(value, types: set[str]):
+    """``value`` as the first of the schema's types it reads as; ValueError if none."""
+    if not types or not isinstance(value, (str, bool, int, float)):
+        return value  # an unknown key: the schema check names it
+    if not isinstance(value, str):
+        if "string" in types and not types & {"boolean", "integer", "number"}:
+            return str(value)  # snakemake read '123' as a number where the schema wants a string
+        return value
+    low = value.strip().lower()
+    if "null" in types and low in _NULL:
+        return None
+    if "boolean" in types and low in _TRUE + _FALSE:
+        return low in _TRUE
+    if "integer" in types and re.fullmatch(r"[+-]?\d+", value.strip()):
+        return int(value)
+    if "number" in types:
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    if "string" in types:
+        return value
+    raise ValueError(" or ".join(sorted(types)))
+
+
+def coerce_cli_values(cli: dict, schema: dict) -> tuple[dict, list[str]]:
+    """The ``snakemake --config`` values with each string converted to its key's type in the
+    workflow schema (nested keys, list items, booleans, null); returns (values, errors), one error
+    per value that is none of its key's types, naming the key."""
+    from seqmatch.config import ALIASES
+
+    errors: list[str] = []
+
+    def children(nodes, k):  # an old train key name (steps, lr, ...) has its current name's type
+        return _schema_children(schema, nodes, k) or _schema_children(schema, nodes, ALIASES.get(k, k))
+
+    def walk(value, nodes, path):
+        if isinstance(value, dict):
+            return {k: walk(v, children(nodes, k), path + [k]) for k, v in value.items()}
+        if isinstance(value, list):
+            return [walk(v, _schema_children(schema, nodes, i), path + [i]) for i, v in enumerate(value)]
+        try:
+            return _coerce_scalar(value, _schema_types(schema, nodes))
+        except ValueError as e:
+            errors.append(f"config key '{_keypath(path)}' = {value!r} (snakemake --config): expected {e}")
+            return value
+
+    return walk(dict(cli), [schema], []), errors
+
+
+def semantic_errors(config: dict, root: str | None = None, sources: list[dict] | None = None,
+                    source_names: list[str] | None = None) -> list[str]:
     """Checks of the workflow config that span several keys or need seqmatch's names (the schema
     checks each key alone); with ``root`` (the repository root) also that grid tables' scripts
-    exist."""
+    exist. ``sources`` and their names: the config's layers (``layered``), as the Grid takes them;
+    a check of effective train values says which file set each."""
     lines = task_name_errors(config)
-    for task, tcfg in config["tasks"].items():
-        train = {**config["train"], **tcfg.get("train", {})}
+    if lines:  # alone: the other checks would read the block as a task of another kind
+        return lines
+    grid = Grid(config, sources, source_names)
+    for task in config["tasks"]:
+        train, model = grid.task_train(task), grid.task_model(task)
+        where = lambda key: grid.origin("train", task, key)  # noqa: E731
         accum = train.get("gradient_accumulation_steps", 1)
         if train["per_device_train_batch_size"] % accum:
             lines.append(f"config key 'tasks.{task}.train.per_device_train_batch_size' = "
-                         f"{train['per_device_train_batch_size']}: must be a multiple of "
-                         f"gradient_accumulation_steps = {accum}")
+                         f"{train['per_device_train_batch_size']}{where('per_device_train_batch_size')}: must be a "
+                         f"multiple of gradient_accumulation_steps = {accum}{where('gradient_accumulation_steps')}")
         if train.get("bc_warmup_steps", 0) >= train["max_steps"]:
-            lines.append(f"config key 'tasks.{task}.train.bc_warmup_steps' = {train['bc_warmup_steps']}: "
-                         f"must be < max_steps = {train['max_steps']} (SM runs would never use the SM loss)")
+            lines.append(f"config key 'tasks.{task}.train.bc_warmup_steps' = {train['bc_warmup_steps']}"
+                         f"{where('bc_warmup_steps')}: must be < max_steps = {train['max_steps']}{where('max_steps')} "
+                         f"(SM runs would never use the SM loss)")
+        if not model.get("name_or_path"):  # a model from scratch has max_position_embeddings positions
+            max_len = train.get("max_len", TRAIN_DEFAULT_MAX_LEN)
+            positions = model.get("max_position_embeddings", MODEL_DEFAULT_POSITIONS)
+            if max_len > positions:
+                set_where = where("max_len") or f" (not set: seqmatch.train's default)"
+                lines.append(f"config key 'tasks.{task}.train.max_len' = {max_len}{set_where}: more than the "
+                             f"{positions} positions{grid.origin('model', task, 'max_position_embeddings')} of the "
+                             f"model trained from scratch (model.max_position_embeddings); set "
+                             f"tasks.{task}.train.max_len to at most that")
+        lines += own_task_errors(grid, task)
     for key, value in _divergence_keys(config):
         if value not in DIVERGENCES:
             lines.append(f"config key '{key}' = {value!r}: expected one of {', '.join(DIVERGENCES)}")
@@ -542,16 +777,44 @@ def semantic_errors(config: dict, root: str | None = None) -> list[str]:
         if n is not None and n > n_test:
             lines.append(f"config key 'experiments.table1.{key}' = {n}: more than the {n_test} test questions "
                          f"of add_or_sub_in_base (tasks.add_or_sub_in_base.data.n_test)")
-    lines += local_data_errors(config) + pretrained_errors(config)
+    lines += local_data_errors(config) + pretrained_errors(config, grid)
     if config["tokenizer"]["name_or_path"] and not config["model"]["name_or_path"]:
         lines.append("config key 'tokenizer.name_or_path' is set but 'model.name_or_path' is null: "
                      "a pretrained tokenizer needs the pretrained model it belongs to")
     return lines
 
 
-def pretrained_errors(config: dict) -> list[str]:
+# seqmatch.train's TrainConfig.max_len and ModelConfig.max_position_embeddings defaults (torch-free here)
+TRAIN_DEFAULT_MAX_LEN, MODEL_DEFAULT_POSITIONS = 1024, 1024
+
+
+def own_task_errors(grid: Grid, task: str) -> list[str]:
+    """What a task's block needs beyond its schema: the generator source only for the tasks it
+    makes, an answer normalisation for a qa task of its own, a vocab_size where a BPE tokenizer is
+    trained for it."""
+    block, kind, lines = grid.config["tasks"][task], grid.kind(task), []
+    key = f"config key 'tasks.{task}"
+    if kind == "qa" and block.get("data", {}).get("source") == "generator" and task not in ARITH_TASKS:
+        lines.append(f"{key}.data.source' = 'generator': the generator (mathematics_dataset) makes only "
+                     f"{', '.join(ARITH_TASKS)}; give your rows with source: hub and hub_id: your file or "
+                     f"directory (or a hub dataset)")
+    if kind == "qa" and task not in ARITH_TASKS and "answer_normalization" not in (block.get("eval") or {}):
+        lines.append(f"missing config key 'tasks.{task}.eval.answer_normalization': how an answer is compared "
+                     f"with the model's, one of {', '.join(ANSWER_NORMALIZATIONS)} (numeric: every space "
+                     f"deleted, for numbers; strip: leading and trailing spaces; exact: as written)")
+    if task in ARITH_TASKS and (block.get("data") or {}).get("base") is not None:
+        lines.append(f"{key}.data.base': the arithmetic tasks take each question's base (10 unless 'In base b, "
+                     f"...'); base is for a qa task of its own")
+    if task in grid.bpe_tasks() and "vocab_size" not in block:
+        lines.append(f"missing config key 'tasks.{task}.vocab_size': the size of the BPE tokenizer trained on "
+                     f"its data (the model is trained from scratch or has model.new_tokenizer: true)")
+    return lines
+
+
+def pretrained_errors(config: dict, grid: Grid | None = None) -> list[str]:
     """model.name_or_path, tasks.<task>.model.name_or_path and tokenizer.name_or_path that name
-    local paths which cannot be loaded (``pretrained_problem``), each with its key."""
+    local paths which cannot be loaded (``pretrained_problem``), each with its key; with the
+    ``grid``, also a model directory without tokenizer files whose own tokenizer a task would use."""
     keys = [("model.name_or_path", (config.get("model") or {}).get("name_or_path"), "model"),
             ("tokenizer.name_or_path", (config.get("tokenizer") or {}).get("name_or_path"), "tokenizer")]
     keys += [(f"tasks.{task}.model.name_or_path", (tcfg.get("model") or {}).get("name_or_path"), "model")
@@ -561,6 +824,20 @@ def pretrained_errors(config: dict) -> list[str]:
         problem = pretrained_problem(value, kind) if isinstance(value, str) else None
         if problem:
             lines.append(f"config key '{key}' = {value!r}: {problem}")
+    if grid is None or lines or config["tokenizer"].get("name_or_path"):
+        return lines
+    for task in grid.tasks():  # the model's own tokenizer: its directory must have one
+        name = grid.pretrained_tokenizer(task)
+        if name is None or pretrained_problem(name, "tokenizer") is None:
+            continue
+        own = (config["tasks"][task].get("model") or {}).get("name_or_path") == name
+        key = f"tasks.{task}.model.name_or_path" if own else "model.name_or_path"
+        line = (f"config key '{key}' = {name!r}: the model's own tokenizer is used (tokenizer.name_or_path is "
+                f"null), but the directory has no tokenizer files; save the model's tokenizer there "
+                f"(tokenizer.save_pretrained(DIR)), set tokenizer.name_or_path to its directory, or set "
+                f"model.new_tokenizer: true to train a new BPE tokenizer for it (the model is resized to it)")
+        if line not in lines:
+            lines.append(line)
     return lines
 
 
@@ -607,9 +884,9 @@ def grid_table_errors(config: dict, name: str, exp: dict, root: str | None = Non
                          f"the paper){'; not ' + ', '.join(other) if other else ''}; give another table "
                          f"another name")
     elif "script" not in exp:  # an accuracy table: one row per method, one column per eta
-        if task not in ACCURACY_METRICS:
-            lines.append(f"{key}.task' = {task!r}: an accuracy table (no script) needs one of "
-                         f"{', '.join(ACCURACY_METRICS)}")
+        if task_kind(config, task) not in ACCURACY_METRICS:
+            lines.append(f"{key}.task' = {task!r}: an accuracy table (no script) needs a task of kind "
+                         f"{' or '.join(ACCURACY_METRICS)} (accuracy, BLEU), not {task_kind(config, task)}")
         other = [k for k in exp if k not in ACCURACY_TABLE_KEYS]
         if other:
             lines.append(f"{key}': an accuracy table (no script) takes {', '.join(ACCURACY_TABLE_KEYS)}, not "
@@ -617,13 +894,12 @@ def grid_table_errors(config: dict, name: str, exp: dict, root: str | None = Non
         if len(exp.get("divergences") or []) > 1:
             lines.append(f"{key}.divergences': an accuracy table has one SM row, so one divergence "
                          f"(give a script to compare divergences)")
-    lines += _grid_noise_errors(key, exp, task)
+    lines += _grid_noise_errors(config, key, exp, task)
     if exp.get("divergences") and "sm" not in exp.get("methods", DEFAULT_TABLE_METHODS):
         lines.append(f"{key}.divergences': divergences apply to SM runs only, and methods has no sm")
     for i, f in enumerate(exp.get("run_files") or []):
-        if task not in RUN_FILES.get(f, ()):
-            has = [g for g, tasks in RUN_FILES.items() if task in tasks]
-            lines.append(f"{key}.run_files.{i}' = {f!r}: {task} runs have {', '.join(has)}")
+        if f not in run_files(config, task):
+            lines.append(f"{key}.run_files.{i}' = {f!r}: {task} runs have {', '.join(run_files(config, task))}")
     script = exp.get("script")
     if root is not None and isinstance(script, str) and not os.path.isfile(os.path.join(root, script)):
         where = "" if os.path.isabs(script) else f" (a path from the repository root, {root})"
@@ -631,7 +907,7 @@ def grid_table_errors(config: dict, name: str, exp: dict, root: str | None = Non
     return lines
 
 
-def _grid_noise_errors(key: str, exp: dict, task: str) -> list[str]:
+def _grid_noise_errors(config: dict, key: str, exp: dict, task: str) -> list[str]:
     """The noise and eta keys of a grid of runs (a grid table's or a study's)."""
     lines = []
     for one, many in (("noise", "noise_types"), ("eta", "etas")):
@@ -642,29 +918,32 @@ def _grid_noise_errors(key: str, exp: dict, task: str) -> list[str]:
         lines.append(f"{key}': eta > 0 needs noise or noise_types (without noise every run is noise-free)")
     if noises and not any(float(e) > 0 for e in etas):
         lines.append(f"{key}': noise needs an eta > 0 (eta or etas; at eta 0 every run is noise-free)")
-    if "ground_truth" in noises and task not in ARITH_TASKS:
-        lines.append(f"{key}': ground_truth noise (digits of the question's base) needs an arithmetic task, "
-                     f"not {task}")
+    if "ground_truth" in noises and not has_base(config, task):
+        fix = (f"set tasks.{task}.data.base if its answers are numbers in that base, or use "
+               if task_kind(config, task) == "qa" else "use ")
+        lines.append(f"{key}': ground_truth noise inserts digits 0..b-1 of the question's base b, and the rows "
+                     f"of {task} have no base (an arithmetic task's do); {fix}noise: random")
     return lines
 
 
 def study_errors(config: dict, name: str, exp: dict) -> list[str]:
     """The checks of one study (experiments.<name> with settings) that the schema cannot make."""
     from seqmatch.config import ALIASES
+
     key, task = f"config key 'experiments.{name}", exp["task"]
     if name in ARTIFACT_NAMES or not re.fullmatch(r"[A-Za-z0-9_]+", name):
         return [f"{key}': a study needs a name of letters, digits and _ that no other artifact has "
                 f"(taken: {', '.join(ARTIFACT_NAMES)})"]
     if task not in config.get("tasks", {}):
         return [f"{key}.task' = {task!r}: no tasks.{task} block"]
-    if task not in ARITH_TASKS:
-        return [f"{key}.task' = {task!r}: a study scores accuracy, so it needs an arithmetic task "
-                f"({', '.join(ARITH_TASKS)})"]
-    lines = _grid_noise_errors(key, exp, task)
+    if task_kind(config, task) != "qa":
+        return [f"{key}.task' = {task!r}: a study scores accuracy, so it needs a task of kind qa, not "
+                f"{task_kind(config, task)}"]
+    lines = _grid_noise_errors(config, key, exp, task)
     if exp.get("split", "val") == "val" and not (config["tasks"][task]["data"].get("n_val") or 0) > 0:
         lines.append(f"{key}.split' = 'val': tasks.{task}.data.n_val is 0, so there are no validation rows "
                      f"(set n_val, e.g. 500, or split: test once the settings are chosen)")
-    task_train = {**config["train"], **(config["tasks"][task].get("train") or {})}
+    task_train = Grid(config).task_train(task)
     for setting, over in (exp.get("settings") or {}).items():
         skey = f"{key}.settings.{setting}"
         for k in over or {}:
@@ -722,12 +1001,27 @@ def _describe_error(err) -> list[str]:
 
 
 def task_name_errors(config: dict) -> list[str]:
-    """A tasks.<name> block that names no task (the schema reads it as an arithmetic task, whose
-    errors would not say that the name is the problem)."""
+    """A tasks.<name> block whose name or kind is wrong (the schema's errors for it would not say
+    that the name or the kind is the problem): a name that is no path part, a reserved name, a task
+    of its own name without a known kind, a built-in task declared of another kind."""
     tasks = config.get("tasks") if isinstance(config.get("tasks"), dict) else {}
-    return [f"config key 'tasks.{task}' names no task of seqmatch (expected one of {', '.join(TASKS)}; a "
-            f"new arithmetic task needs an entry in seqmatch.data.arithmetic.ARITHMETIC_TASKS)"
-            for task in tasks if task not in TASKS]
+    lines = []
+    for task, block in tasks.items():
+        kind = block.get("kind") if isinstance(block, dict) else None
+        key = f"config key 'tasks.{task}"
+        if not re.fullmatch(TASK_NAME, str(task)) or task in RESERVED_TASK_NAMES:
+            lines.append(f"{key}': a task name is letters, digits and _ (a letter first), not "
+                         f"{', '.join(RESERVED_TASK_NAMES)}; it names the task's directories")
+        elif task in PRESET_KINDS and kind not in (None, PRESET_KINDS[task]):
+            lines.append(f"{key}.kind' = {kind!r}: {task} is the built-in {PRESET_KINDS[task]} task; give your "
+                         f"task of kind {kind} another name")
+        elif task not in PRESET_KINDS and kind not in KINDS:
+            got = "is missing" if kind is None else f"= {kind!r}"
+            lines.append(f"{key}.kind' {got}: a task of its own name declares its kind, one of "
+                         f"{', '.join(KINDS)} (qa: question and answer rows, accuracy; text: text rows, MAUVE "
+                         f"and perplexity; translation: en/fr pairs, BLEU); the built-in tasks are "
+                         f"{', '.join(TASKS)}")
+    return lines
 
 
 def experiment_name_errors(config: dict, schema: dict) -> list[str]:
@@ -749,4 +1043,4 @@ def schema_errors(config: dict, schema: dict) -> list[str]:
     if names:
         return names
     errors = sorted(Draft202012Validator(schema).iter_errors(config), key=lambda e: [str(p) for p in e.absolute_path])
-    return [line for err in errors for line in _describe_error(err)]
+    return list(dict.fromkeys(line for err in errors for line in _describe_error(err)))  # one per key

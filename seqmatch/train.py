@@ -58,7 +58,7 @@ from seqmatch import checkpoint, distributed
 from seqmatch.io import atomic_write_text
 from seqmatch.actions import actions_to_inputs, collate, truncate_actions
 from seqmatch.config import SequenceMatchConfig, resolve_aliases
-from seqmatch.noise import add_backspace_noise, digit_noise_ids, random_noise_ids
+from seqmatch.noise import add_backspace_noise, digit_noise_ids, random_noise_ids, require_bases
 from seqmatch.runs import WARMUP_DONE
 
 # --------------------------------------------------------------------------------------- data
@@ -68,7 +68,7 @@ ROW_FORMATS = ("prompt/completion", "question/answer", "text")
 
 
 def training_row(row, where: str) -> dict:
-    """One row as ``{"prompt", "completion", "base"}``: prompt/completion rows as they are,
+    """One row as ``{"prompt", "completion", "base"}`` (base None where the row has none): prompt/completion rows as they are,
     question/answer rows as the pipeline's data step makes them (``arithmetic_row``), text rows
     with an empty prompt. ValueError naming ``where`` (file:line, or dataset[i]) otherwise."""
     from seqmatch.data.arithmetic import arithmetic_row
@@ -80,8 +80,9 @@ def training_row(row, where: str) -> dict:
             problem = f"{where}: 'prompt' must be a string, got {type(row['prompt']).__name__}"
         if problem:
             raise ValueError(problem)
+        # no base is no base (ground-truth noise refuses such rows, seqmatch.noise.require_bases), not 10
         return {"prompt": row.get("prompt") or "", "completion": str(row["completion"]),
-                "base": int(row.get("base") or 10)}
+                "base": int(row["base"]) if row.get("base") is not None else None}
     if isinstance(row, dict) and ("question" in row or "answer" in row):
         problem = _row_error(where, row, ("question", "answer"))
         if problem:
@@ -92,7 +93,7 @@ def training_row(row, where: str) -> dict:
         problem = _row_error(where, row, ("text",))
         if problem:
             raise ValueError(problem)
-        return {"prompt": "", "completion": str(row["text"]), "base": 10}
+        return {"prompt": "", "completion": str(row["text"]), "base": None}
     keys = ", ".join(map(repr, sorted(row))) if isinstance(row, dict) else type(row).__name__
     raise ValueError(f"{where}: expected a row with {', '.join(ROW_FORMATS)}; got {keys or 'no keys'}")
 
@@ -232,6 +233,8 @@ class SequenceMatchTrainer:
         distributed.check_world_size(self.accel, cfg.num_processes)  # before anything is read or written
         set_seed(cfg.seed)
         rows = training_rows(train_dataset, "train_dataset")
+        if cfg.noise == "ground_truth" and cfg.eta > 0:  # digits of each row's base (from_run_config names the file)
+            require_bases(rows, "train_dataset")
         self.eval_rows = training_rows(eval_dataset, "eval_dataset") if eval_dataset is not None else None
         if processing_class is None:  # the model's own tokenizer, as transformers users expect
             processing_class = getattr(model, "name_or_path", model)
@@ -356,7 +359,8 @@ class SequenceMatchTrainer:
         with torch.no_grad():
             out = generate(model, prompts, max_new_tokens=cfg.max_new_tokens, eos_id=self.eos,
                            bkspc_id=self.bkspc, bos_id=self.bos, temperature=cfg.temperature,
-                           top_p=cfg.top_p, generator=self.gen, suppress_ids=(self.bos, self.pad))
+                           top_p=cfg.top_p, generator=self.gen,
+                           suppress_ids=tuple(i for i in (self.bos, self.pad) if i != self.eos))  # eos may be both
         model.train(was_training)
         items = [dict(actions=[int(a) for a in p + list(acts)], prompt_len=len(p), terminal=bool(fin))
                  for p, acts, fin in zip(prompts, out.actions, out.finished)]
@@ -996,6 +1000,8 @@ def from_run_config(values: dict) -> SequenceMatchTrainer:
     if not script["train_file"]:
         raise ValueError("train_file (flag --train-file): a JSONL file of training rows is required")
     rows = load_rows(script["train_file"])
+    if train.get("noise") == "ground_truth" and float(train.get("eta", 0)) > 0:
+        require_bases(rows, script["train_file"])
     eval_rows = load_rows(script["eval_file"]) if script["eval_file"] else None
     return SequenceMatchTrainer(model=ModelConfig(**values["model"]), args=SequenceMatchConfig(**train),
                                 train_dataset=rows, eval_dataset=eval_rows,

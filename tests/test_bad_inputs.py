@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -138,7 +139,7 @@ def pipeline_refuses(tmp_path: Path, override: dict, *needles: str) -> str:
     res = snakemake(["--cores", "1", "results/figure1.png", "--configfile", "own.yaml"], wd, timeout=120)
     out = res.stdout + res.stderr
     assert res.returncode != 0, out
-    assert "Invalid configuration (nothing was run)" in out, out
+    assert "Invalid configuration (" in out and "nothing was run):" in out, out  # (schema or semantic check)
     for needle in needles:
         assert needle in out, f"{needle!r} not in:\n{out[-3000:]}"
     assert list((wd / "results").iterdir()) == [] and not (wd / "resources").exists()
@@ -167,10 +168,89 @@ BAD_PIPELINE = [
 ]
 
 
+# a task of the user's own: what the block needs (README "Your own task, data and model")
+OWN = {"kind": "qa", "vocab_size": 300, "train": {"max_len": 48},
+       "data": {"source": "hub", "hub_id": "mydata/notes.txt", "n_train": 6, "n_test": 2, "seed": 0},
+       "eval": {"n_eval": 2, "max_new_tokens": 8, "answer_normalization": "exact"}}
+
+
+def own(**change) -> dict:
+    block = json.loads(json.dumps(OWN))
+    for key, value in change.items():
+        if isinstance(value, dict):
+            for k, v in value.items():
+                block[key].pop(k) if v is None else block[key].update({k: v})
+        elif value is None:
+            block.pop(key)
+        else:
+            block[key] = value
+    return {"tasks": {"reverse": block}}
+
+
+BAD_PIPELINE += [
+    ({"model": {"name_or_path": "models/no-tokenizer"}},
+     ["config key 'model.name_or_path' = 'models/no-tokenizer': the model's own tokenizer is used",
+      "no tokenizer files", "set tokenizer.name_or_path", "model.new_tokenizer: true"], "model dir without its tokenizer"),
+]
+
+
+def test_task_names_and_kinds_are_checked_before_any_job(tmp_path):
+    """A task of its own without a kind, with an unknown one, a built-in task of another kind, a
+    name that is no path part: one line each, in one refused run."""
+    tasks = {"reverse": own(kind=None)["tasks"]["reverse"], "sorting": own(kind="classification")["tasks"]["reverse"],
+             "text": {"kind": "qa"}, "my-task": own()["tasks"]["reverse"]}
+    pipeline_refuses(tmp_path, {"tasks": tasks},
+                     "config key 'tasks.reverse.kind' is missing: a task of its own name declares its kind, one of "
+                     "qa, text, translation", "config key 'tasks.sorting.kind' = 'classification'",
+                     "config key 'tasks.text.kind' = 'qa': text is the built-in text task; give your task of kind qa "
+                     "another name", "config key 'tasks.my-task': a task name is letters, digits and _")
+
+
+def test_what_an_own_task_needs_is_checked_before_any_job(tmp_path):
+    """Blocks of own tasks each missing one thing its kind needs, and a table with ground-truth
+    noise on a task without a base: one line each naming the key and the fix, in one refused run."""
+    tasks = {"no_norm": own(eval={"answer_normalization": None}), "gen": own(data={"source": "generator"}),
+             "no_len": own(train={"max_len": None}), "no_vocab": own(vocab_size=None), "rev": own()}
+    cfg = {"tasks": {name: block["tasks"]["reverse"] for name, block in tasks.items()},
+           "experiments": {"rev_table": {"task": "rev", "noise": "ground_truth", "etas": [0.1], "seeds": [0]}}}
+    pipeline_refuses(
+        tmp_path, cfg,
+        "missing config key 'tasks.no_norm.eval.answer_normalization'", "one of numeric, strip, exact",
+        "config key 'tasks.gen.data.source' = 'generator': the generator (mathematics_dataset) makes only",
+        "give your rows with source: hub and hub_id",
+        "config key 'tasks.no_len.train.max_len' = 1024 (not set: seqmatch.train's default): more than the 256 positions",
+        "missing config key 'tasks.no_vocab.vocab_size'",
+        "config key 'experiments.rev_table': ground_truth noise inserts digits 0..b-1", "set tasks.rev.data.base",
+        "or use noise: random")
+
+
 @pytest.mark.parametrize("override,needles,why", BAD_PIPELINE, ids=[c[2] for c in BAD_PIPELINE])
 def test_bad_own_paths_stop_the_pipeline_before_any_job(tmp_path, override, needles, why):
     out = pipeline_refuses(tmp_path, override, *needles)
     assert "Repo id must be in the form" not in out and "--source generator" not in out
+
+
+def test_a_command_line_value_of_the_wrong_type_stops_the_pipeline(tmp_path):
+    wd = copy_workflow(tmp_path / "wf", package=False)
+    res = snakemake(["--cores", "1", "results/figure1.png", "--config", "train={steps: many}", "offline=maybe"],
+                    wd, timeout=120)
+    out = res.stdout + res.stderr
+    assert res.returncode != 0 and "Invalid configuration (nothing was run)" in out, out
+    assert "config key 'train.steps' = 'many' (snakemake --config): expected integer" in out
+    assert "config key 'offline' = 'maybe' (snakemake --config): expected boolean" in out
+    assert list((wd / "results").iterdir()) == [] and not (wd / "resources").exists()
+
+
+def test_own_qa_task_rows_are_checked_under_its_name(tmp_path):
+    own_qa(tmp_path, QA[:2] + [{"question": "reverse: ab"}] + QA[2:])
+    res = data_cli(tmp_path, "qa", "--task", "reverse", "--source", "hub", "--hub-id", "mydata", "--n-train", "3",
+                   "--n-test", "2")
+    assert_refused(res, tmp_path, "mydata/train.jsonl:3:", "missing key 'answer'")
+    (tmp_path / "b").mkdir()
+    own_qa(tmp_path / "b", QA)
+    res = data_cli(tmp_path / "b", "qa", "--task", "reverse", "--source", "hub", "--hub-id", "mydata", "--n-train",
+                   "30", "--n-test", "2")
+    assert_refused(res, tmp_path / "b", "config key tasks.reverse.data.n_train (flag --n-train) = 30", "only 6")
 
 
 def test_a_file_datasets_cannot_read_is_one_line(tmp_path):
@@ -225,6 +305,9 @@ def train_dir(tmp_path_factory) -> Path:
     (d / "model" / "config.json").write_text(json.dumps({"model_type": "llama"}))
     PreTrainedTokenizerFast(tokenizer_object=Tokenizer(models.BPE()), bos_token="<s>",
                             eos_token="</s>").save_pretrained(d / "specials-only")
+    from test_own_model import save_tiny_models
+
+    shutil.copytree(save_tiny_models(tmp_path_factory.mktemp("own"))["neox"], d / "neox")
     return d
 
 
@@ -241,6 +324,9 @@ BAD_TRAIN = [
     (["--tokenizer", "tok", "--name-or-path", "tok"],
      ["model 'tok' (config key model.name_or_path", "no config.json", "model.save_pretrained(DIR)"],
      "tokenizer dir as model"),
+    (["--tokenizer", "tok", "--name-or-path", "neox"],
+     ["the tokenizer (config key tokenizer.name_or_path, flag --tokenizer) is not model 'neox''s own",
+      "model.new_tokenizer: true"], "a tokenizer not the model's own"),
 ]
 
 

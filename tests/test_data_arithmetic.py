@@ -219,7 +219,9 @@ def test_hub_loader_reads_math_dataset_layout(tmp_path):
     assert [r["question"] for r in test] == ["In base 9, what is -8 + 1?"]
     for r in train + test:
         check_row({**r, "source": "mathematics_dataset==1.0.1:" + r["source"]})
-    assert meta["source"] == "local:math_dataset/arithmetic__add_or_sub_in_base"
+    # local files have no hub config: the source names the files alone, the license is not stated
+    assert meta["source"] == "local:math_dataset"
+    assert meta["licenses"] == ["not stated (config key tasks.add_or_sub_in_base.data.license)"]
 
 
 def test_hub_source_offline_fails_at_once_naming_it(monkeypatch):
@@ -250,3 +252,26 @@ def test_validation_rows_are_carved_from_training_and_the_test_split_does_not_mo
     with pytest.raises(D.DataSourceError, match="n_val .* = 40: not fewer than the 40 training rows"):
         D.main(argv + ["--out-dir", str(tmp_path / "bad"), "--n-val", "40"])
     assert not (tmp_path / "bad").exists()
+
+
+def test_an_own_qa_task_with_its_name_base_and_provenance(tmp_path, monkeypatch):
+    """`python -m seqmatch.data qa` on the user's files: rows of the task's name, the base the
+    config gives (none without it), the user's source name and license in meta.json alone: the
+    rows, which training reads, are byte-identical with or without them."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mydata").mkdir()
+    rows = [{"question": f"reverse: {w}", "answer": w[::-1]} for w in ("abc", "hello", "tree", "moon", "kite")]
+    (tmp_path / "mydata" / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[:4]))
+    (tmp_path / "mydata" / "test.jsonl").write_text(json.dumps(rows[4]) + "\n")
+    common = ["qa", "--task", "reverse", "--source", "hub", "--hub-id", "mydata", "--n-train", "4", "--n-test", "1"]
+    plain = D.main([*common, "--out-dir", "plain"])
+    named = D.main([*common, "--out-dir", "named", "--source-name", "word reversal", "--license", "CC0-1.0"])
+    based = D.main([*common, "--out-dir", "based", "--base", "7"])
+    assert (tmp_path / "plain" / "train.jsonl").read_bytes() == (tmp_path / "named" / "train.jsonl").read_bytes()
+    train = [json.loads(x) for x in (tmp_path / "plain" / "train.jsonl").read_text().splitlines()]
+    assert {r["task"] for r in train} == {"reverse"} and all("base" not in r for r in train)
+    assert sorted(r["completion"] for r in train) == sorted([" cba", " olleh", " eert", " noom"])
+    assert (plain["source"], plain["licenses"]) == ("local:mydata", ["not stated (config key tasks.reverse.data.license)"])
+    assert (named["source"], named["origin"], named["licenses"]) == ("word reversal", "local:mydata", ["CC0-1.0"])
+    based_rows = [json.loads(x) for x in (tmp_path / "based" / "train.jsonl").read_text().splitlines()]
+    assert {r["base"] for r in based_rows} == {7} and based["settings"]["base"] == 7

@@ -59,6 +59,40 @@ def test_accuracy_normalization_rules():
         M.arithmetic_accuracy(["a"], [])
 
 
+# (decoded final state, the row's answer) -> correct under numeric, strip, exact; by hand
+NORMALIZATION_CASES = [
+    ("reverse: a b Solution: b a<eos>", "b a", (True, True, True)),
+    ("reverse: a b Solution: ba<eos>", "b a", (True, False, False)),  # the space inside counts unless numeric
+    ("reverse: ab Solution:  ba <eos>", "ba", (True, True, False)),  # spaces around: strip forgives them
+    ("reverse: ab Solution: ba  ", "ba", (True, True, False)),  # trailing spaces, unfinished
+    ("reverse: ab Solution:ba<eos>", "ba", (True, True, True)),  # no space after the marker: nothing to delete
+    ("Q? Solution: 1 2<eos>", "12", (True, False, False)),  # digits decoded apart: numeric's case
+    ("q Solution: New York<eos><pad>", "New York", (True, True, True)),
+    ("q Solution: new york<eos>", "New York", (False, False, False)),  # case always counts
+]
+
+
+@pytest.mark.parametrize("text,answer,expected", NORMALIZATION_CASES)
+def test_answer_normalization_is_a_task_setting(text, answer, expected):
+    got = tuple(M.arithmetic_accuracy([text], [answer], norm)["correct"][0] for norm in ("numeric", "strip", "exact"))
+    assert got == expected
+    with pytest.raises(ValueError, match="expected one of numeric, strip, exact"):
+        M.extract_answer(text, "lower")
+
+
+def test_answer_normalizations_agree_with_the_workflow():
+    """One list of names: the metric's, the config check's and the evaluate CLI's choices."""
+    from seqmatch import evaluate, runs
+
+    assert M.ANSWER_NORMALIZATIONS == runs.ANSWER_NORMALIZATIONS
+    args = evaluate.build_parser().parse_args(["arithmetic", "--model-dir", "m", "--test-file", "t", "--out", "o",
+                                               "--generations", "g"])
+    assert args.answer_normalization == "numeric"  # the arithmetic tasks' (config.yaml does not set it)
+    sub = next(a for a in evaluate.build_parser()._actions if a.dest == "command").choices["arithmetic"]
+    action = next(a for a in sub._actions if a.dest == "answer_normalization")
+    assert tuple(action.choices) == M.ANSWER_NORMALIZATIONS
+
+
 def test_bkspc_rate():
     acts = [[5, BK, 6, EOS], [5, 6, EOS], [BK, BK, EOS], []]
     r = M.bkspc_rate(acts, BK)

@@ -15,10 +15,10 @@ CONFIG = {
     "model": {"name_or_path": None, "arch": "llama", "n_layer": 2, "d_model": 64},
     "train": {"max_steps": 100, "per_device_train_batch_size": 8, "bc_warmup_steps": 40, "divergence": "chi2_mix", "num_processes": 1},
     "tasks": {
-        "add_or_sub_in_base": {"train": {"max_steps": 200, "mask_prompt": True}, "model": {"n_layer": 4}},
-        "mul": {}, "list_prime_factors": {},
-        "text": {"train": {"bc_warmup_steps": 0}},
-        "translation": {},
+        "add_or_sub_in_base": {"vocab_size": 300, "train": {"max_steps": 200, "mask_prompt": True}, "model": {"n_layer": 4}},
+        "mul": {"vocab_size": 300}, "list_prime_factors": {"vocab_size": 300},
+        "text": {"vocab_size": 300, "train": {"bc_warmup_steps": 0}},
+        "translation": {"vocab_size": 300},
     },
     "experiments": {
         "figure3": {"noise_types": ["ground_truth", "random"], "etas": [0.05], "seeds": [0]},
@@ -227,7 +227,13 @@ def test_semantic_errors_name_the_key(change, message):
     ({"train": {"divergence": "hellinger"}}, "'train.divergence' = 'hellinger': expected one of chi2, chi2_mix"),
     ({"experiments": {"ablation_divergence": {"divergences": ["js", "tv"]}}},
      "'experiments.ablation_divergence.divergences.1' = 'tv'"),
-    ({"tasks": {"sort": {}}}, "'tasks.sort' names no task of seqmatch"),
+    ({"tasks": {"sort": {}}}, "'tasks.sort.kind' is missing: a task of its own name declares its kind, one of qa, text, "
+                              "translation"),
+    ({"tasks": {"sort": {"kind": "regression"}}}, "'tasks.sort.kind' = 'regression': a task of its own name"),
+    ({"tasks": {"text": {"kind": "qa"}}}, "'tasks.text.kind' = 'qa': text is the built-in text task; give your task"),
+    ({"tasks": {"my-task": {"kind": "qa"}}}, "'tasks.my-task': a task name is letters, digits and _"),
+    ({"tasks": {"pretrained": {"kind": "qa"}}}, "'tasks.pretrained': a task name is letters, digits and _ (a letter "
+                                                "first), not pretrained"),
     ({"experiments": {"table9": {"task": "text"}}}, "'experiments.table9.task' = 'text': an accuracy table (no script)"),
     ({"experiments": {"table1": {"n_recovery": 201}}}, "'experiments.table1.n_recovery' = 201: more than the 200"),
     ({"experiments": {"table5": {"task": "mul"}}}, "'experiments.table5': the paper's table5 is the accuracy table of translation"),
@@ -241,7 +247,8 @@ def test_semantic_errors_name_the_key(change, message):
     ({"experiments": {"t9": {"task": "mul", "seeds": [0], "script": "t.py", "noise": "random"}}},
      "'experiments.t9': noise needs an eta > 0"),
     ({"experiments": {"t9": {"task": "text", "seeds": [0], "script": "t.py", "noise_types": ["ground_truth"],
-                             "eta": 0.1}}}, "'experiments.t9': ground_truth noise (digits of the question's base) needs an arithmetic task, not text"),
+                             "eta": 0.1}}}, "'experiments.t9': ground_truth noise inserts digits 0..b-1 of the question's "
+                                            "base b, and the rows of text have no base (an arithmetic task's do); use noise: random"),
     ({"experiments": {"table2": {"noise": "ground_truth"}}}, "'experiments.table2.noise' = 'ground_truth'"),
     ({"experiments": {"t9": {"task": "mul", "seeds": [0], "noise": "random", "etas": [0.1],
                              "run_files": ["summary.json"]}}},
@@ -427,3 +434,188 @@ def test_old_train_key_names_are_renamed_and_a_conflict_named():
     assert runs.rename_train_keys(copy.deepcopy(CONFIG), both) == [
         "config key 'train': steps=7 and max_steps=9: steps is the old name of max_steps; give one of them"]
     assert runs.rename_train_keys(copy.deepcopy(CONFIG), {"train": {"steps": 9, "max_steps": 9}}) == []
+
+
+# ------------------------------------------------------------------ tasks of their own, precedence, --config
+
+REVERSE = {"kind": "qa", "vocab_size": 300, "train": {"max_len": 48},
+           "data": {"source": "hub", "hub_id": "mydata", "n_train": 6, "n_test": 2, "seed": 0},
+           "eval": {"n_eval": 2, "max_new_tokens": 8, "answer_normalization": "exact"}}
+
+
+def with_own_tasks() -> dict:
+    cfg = copy.deepcopy(CONFIG)
+    cfg["tasks"]["reverse"] = copy.deepcopy(REVERSE)
+    cfg["tasks"]["poems"] = {"kind": "text", "vocab_size": 300, "data": {"source": "hub", "hub_id": "someone/poems"},
+                             "eval": {}}
+    cfg["experiments"]["rev"] = {"task": "reverse", "noise": "random", "etas": [0.1], "seeds": [0]}
+    return cfg
+
+
+def test_a_task_of_its_own_name_is_a_task_of_its_kind():
+    g = runs.Grid(with_own_tasks())
+    assert g.kind("reverse") == "qa" and g.kind("poems") == "text" and g.kind("mul") == "qa"
+    assert g.tasks_of_kind("qa") == ["add_or_sub_in_base", "mul", "list_prime_factors", "reverse"]
+    # the data job: the qa command (arithmetic for the arithmetic tasks), the task named in its config
+    assert (g.data_command("reverse"), g.data_command("mul"), g.data_command("poems")) == ("qa", "arithmetic", "text")
+    assert g.data_config("reverse")["task"] == "reverse" and g.data_config("poems")["task"] == "poems"
+    g.config["tasks"]["text"]["data"] = {"source": "wiki-sample"}
+    assert "task" not in g.data_config("text")  # the built-in text task's job config is as it was
+    assert (g.metric("reverse"), g.metric("translation"), g.metric("poems")) == ("accuracy", "bleu", None)
+    assert runs.run_files(g.config, "reverse") == ["summary.json", "eval.json"]
+    assert runs.run_files(g.config, "add_or_sub_in_base") == ["summary.json", "eval.json", "mistakes.json"]
+    assert runs.run_files(g.config, "poems") == ["summary.json", "eval_sample.json", "eval_contrastive.json"]
+    assert g.accuracy_tables() == ["table5", "table6", "table7", "rev"]
+    assert g.grid_table_runs("rev")[0]["dir"] == "resources/runs/reverse/mle-none-eta0-none/seed0"
+    assert g.grid_table_inputs("rev")[-1] == "resources/runs/reverse/sm-random-eta0.1-chi2_mix/seed0/eval.json"
+    assert runs.semantic_errors(g.config) == []
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"eval": {"answer_normalization": None}}, "missing config key 'tasks.reverse.eval.answer_normalization': how an "
+                                               "answer is compared with the model's, one of numeric, strip, exact"),
+    ({"data": {"source": "generator"}}, "'tasks.reverse.data.source' = 'generator': the generator (mathematics_dataset) "
+                                        "makes only add_or_sub_in_base, mul, list_prime_factors"),
+    ({"vocab_size": None}, "missing config key 'tasks.reverse.vocab_size': the size of the BPE tokenizer"),
+    ({"train": {"max_len": None}}, "'tasks.reverse.train.max_len' = 1024 (not set: seqmatch.train's default): more "
+                                   "than the 512 positions of the model trained from scratch"),
+])
+def test_what_an_own_qa_task_needs(change, message):
+    cfg = with_own_tasks()
+    cfg["model"]["max_position_embeddings"] = 512
+    for task in CONFIG["tasks"]:
+        cfg["tasks"][task].setdefault("train", {})["max_len"] = 64
+    for section, value in change.items():
+        if isinstance(value, dict):
+            for k, v in value.items():
+                cfg["tasks"]["reverse"][section].pop(k) if v is None else cfg["tasks"]["reverse"][section].update({k: v})
+        else:
+            cfg["tasks"]["reverse"].pop(section)
+    errors = runs.semantic_errors(cfg)
+    assert len(errors) == 1 and errors[0].startswith(message) or message in errors[0], errors
+
+
+def test_ground_truth_noise_needs_a_base():
+    cfg = with_own_tasks()
+    cfg["experiments"]["rev"]["noise"] = "ground_truth"
+    [error] = runs.semantic_errors(cfg)
+    assert error == ("config key 'experiments.rev': ground_truth noise inserts digits 0..b-1 of the question's base "
+                     "b, and the rows of reverse have no base (an arithmetic task's do); set tasks.reverse.data.base "
+                     "if its answers are numbers in that base, or use noise: random")
+    cfg["tasks"]["reverse"]["data"]["base"] = 10
+    assert runs.semantic_errors(cfg) == []
+    cfg["tasks"]["mul"]["data"] = {"base": 7}
+    assert runs.semantic_errors(cfg) == ["config key 'tasks.mul.data.base': the arithmetic tasks take each question's "
+                                         "base (10 unless 'In base b, ...'); base is for a qa task of its own"]
+
+
+def test_a_pretrained_model_takes_its_own_tokenizer():
+    cfg = with_own_tasks()
+    cfg["model"]["name_or_path"] = "org/base-model"
+    cfg["tasks"]["poems"]["model"] = {"name_or_path": "org/poet"}
+    g = runs.Grid(cfg)
+    assert g.pretrained_tokenizer("mul") == "org/base-model" and g.tokenizer_dir("mul") == "resources/tokenizers/pretrained"
+    assert g.pretrained_tokenizer("poems") == "org/poet" and g.tokenizer_dir("poems") == "resources/tokenizers/pretrained-poems"
+    assert g.pretrained_tokenizers() == {"pretrained": "org/base-model", "pretrained-poems": "org/poet"}
+    assert g.bpe_tasks() == []
+    # new_tokenizer: a BPE tokenizer per task, and the model config says so (seqmatch.model resizes)
+    cfg["model"]["new_tokenizer"] = True
+    g = runs.Grid(cfg)
+    assert g.tokenizer_dir("mul") == "resources/tokenizers/mul" and g.pretrained_tokenizers() == {}
+    assert g.run_config("mul", "mle", "none", 0, "none", 0)["model"] == {"name_or_path": "org/base-model",
+                                                                         "new_tokenizer": True}
+    # a tokenizer named: every task's
+    cfg["tokenizer"]["name_or_path"] = "org/tok"
+    assert runs.Grid(cfg).pretrained_tokenizers() == {"pretrained": "org/tok"}
+    # from scratch: BPE
+    assert runs.Grid(CONFIG).pretrained_tokenizers() == {} and runs.Grid(CONFIG).bpe_tasks() == list(CONFIG["tasks"])
+
+
+def test_identity_leaves_out_new_tokenizer():
+    """new_tokenizer permits a pairing; the tokenizer itself is in the identity (a run trained
+    before the field existed keeps its identity)."""
+    a = runs.identity({"learning_rate": 1.0}, {"d_ff": 8}, "x", "t", 1)
+    assert runs.identity({"learning_rate": 1.0}, {"d_ff": 8, "new_tokenizer": False}, "x", "t", 1) == a
+
+
+def test_a_later_config_file_wins_at_any_level():
+    """config.yaml, then the user's file, then --config: each source's global section, then its
+    task section; expected values by hand."""
+    base = {"train": {"steps": 100, "lr": 1.0}, "model": {"n_layer": 2},
+            "tasks": {"mul": {"train": {"steps": 1200, "max_len": 64}, "model": {"n_layer": 4}}}}
+    user = {"train": {"steps": 300}, "tasks": {"mul": {"train": {"lr": 0.5}}}}
+    cli = {"tasks": {"mul": {"model": {"n_layer": 1}}}}
+    assert runs.layered([base], "train", "mul") == {"steps": 1200, "lr": 1.0, "max_len": 64}
+    assert runs.layered([base, user], "train", "mul") == {"steps": 300, "lr": 0.5, "max_len": 64}
+    assert runs.layered([base, user], "model", "mul") == {"n_layer": 4}
+    assert runs.layered([base, user, cli], "model", "mul") == {"n_layer": 1}
+    assert runs.layered([base, user], "train", "text") == {"steps": 300, "lr": 1.0}
+    # the Grid takes them (the workflow renames old names in every source first: the user's steps
+    # is max_steps); an error says which file set each value
+    cfg = copy.deepcopy(CONFIG)
+    user = {"train": {"steps": 150}}
+    assert runs.rename_train_keys(user) == [] and user == {"train": {"max_steps": 150}}
+    cfg["train"]["max_steps"] = 150
+    g = runs.Grid(cfg, [CONFIG, user], ["config.yaml", "my.yaml"])
+    assert g.task_train("add_or_sub_in_base")["max_steps"] == 150  # not config.yaml's tasks.add_or_sub_in_base 200
+    assert g.origin("train", "add_or_sub_in_base", "max_steps") == " (from my.yaml: train.max_steps)"
+    assert g.origin("train", "add_or_sub_in_base", "mask_prompt") == " (from config.yaml: tasks.add_or_sub_in_base.train.mask_prompt)"
+    user["train"]["bc_warmup_steps"] = 150
+    cfg["train"]["bc_warmup_steps"] = 150
+    errors = runs.semantic_errors(cfg, sources=[CONFIG, user], source_names=["config.yaml", "my.yaml"])
+    assert "config key 'tasks.add_or_sub_in_base.train.bc_warmup_steps' = 150 (from my.yaml: train.bc_warmup_steps): " \
+           "must be < max_steps = 150 (from my.yaml: train.max_steps)" in errors[0], errors
+
+
+def test_command_line_values_take_the_schema_types():
+    from pathlib import Path
+
+    import yaml
+
+    schema = yaml.safe_load((Path(__file__).parents[1] / "workflow/schemas/config.schema.yaml").read_text())
+    cli = {"offline": "false", "profile_name": 7, "train": {"alpha": "0.5", "steps": "30", "mask_prompt": "True"},
+           "tokenizer": {"name_or_path": "null"}, "model": {"name_or_path": "models/x", "new_tokenizer": "yes"},
+           "experiments": {"figure3": {"seeds": ["0", "1"], "etas": ["0.1"]}, "mine": {"task": "reverse"}},
+           "tasks": {"reverse": {"kind": "qa", "data": {"base": "7", "hub_id": "123"}, "eval": {"n_eval": "4"}}},
+           "resources": {"train": {"gpu_model": "null"}}}
+    values, errors = runs.coerce_cli_values(cli, schema)
+    assert errors == []
+    assert values == {"offline": False, "profile_name": "7",
+                      "train": {"alpha": 0.5, "steps": 30, "mask_prompt": True},
+                      "tokenizer": {"name_or_path": None}, "model": {"name_or_path": "models/x", "new_tokenizer": True},
+                      "experiments": {"figure3": {"seeds": [0, 1], "etas": [0.1]}, "mine": {"task": "reverse"}},
+                      "tasks": {"reverse": {"kind": "qa", "data": {"base": 7, "hub_id": "123"}, "eval": {"n_eval": 4}}},
+                      "resources": {"train": {"gpu_model": None}}}
+    _, errors = runs.coerce_cli_values({"train": {"steps": "many", "mask_prompt": "maybe"}, "offline": "0.5"}, schema)
+    assert errors == ["config key 'train.steps' = 'many' (snakemake --config): expected integer",
+                      "config key 'train.mask_prompt' = 'maybe' (snakemake --config): expected boolean",
+                      "config key 'offline' = '0.5' (snakemake --config): expected boolean"]
+
+
+def test_a_run_holds_only_the_train_keys_its_method_reads():
+    """MLE and ULK sample nothing and have no warm-up; BC writes its snapshot at bc_warmup_steps:
+    changing an SM value (train.alpha) changes SM runs' configs and identities alone."""
+    cfg = copy.deepcopy(CONFIG)
+    cfg["train"].update(alpha=0.01, gamma=0.99, ul_weight=1.0, replay_capacity=64, max_new_tokens=8)
+    g = runs.Grid(cfg)
+    conf = {m: g.run_config("mul", m, "random" if m in ("bc", "sm") else "none", 0.1 if m in ("bc", "sm") else 0,
+                            "chi2_mix" if m == "sm" else "none", 0)["train"] for m in runs.METHODS}
+    sm_only = {"alpha", "gamma", "replay_capacity", "max_new_tokens", "divergence"}
+    assert sm_only <= set(conf["sm"]) and not sm_only & set(conf["mle"] | conf["bc"] | conf["ulk"])
+    assert "bc_warmup_steps" in conf["bc"] and "bc_warmup_steps" in conf["sm"] and "bc_warmup_steps" not in conf["mle"]
+    assert "ul_weight" in conf["ulk"] and not {"ul_weight"} & set(conf["mle"] | conf["bc"] | conf["sm"])
+    assert {k: v for k, v in conf["mle"].items() if k != "method"} == {
+        k: v for k, v in conf["ulk"].items() if k not in ("method", "ul_weight", "output_dir")} | {
+        "output_dir": conf["mle"]["output_dir"]}
+    # identities: an MLE/BC run's does not move with alpha, an SM run's does
+    for method, moves in (("mle", False), ("bc", False), ("ulk", False), ("sm", True)):
+        a = runs.identity({"method": method, "learning_rate": 1.0, "alpha": 0.01}, {}, "x", "t", 1)
+        b = runs.identity({"method": method, "learning_rate": 1.0, "alpha": 0.5}, {}, "x", "t", 1)
+        assert (a != b) is moves, method
+    # a checkpoint of an earlier seqmatch (its identity holds every key) still resumes its run
+    old = {"train": {"method": "mle", "learning_rate": 1.0, "alpha": 0.01, "ul_weight": 2.0}, "model": {},
+           "data_sha256": "x", "tokenizer_sha256": "t", "num_processes": 1}
+    now = runs.identity({"method": "mle", "learning_rate": 1.0, "alpha": 0.3, "ul_weight": 1.0}, {}, "x", "t", 1)
+    assert runs.identity_diff(old, now, now["train"], " -> ") == []
+    # what an SM run checks in its BC run's snapshot, the BC run's identity holds
+    assert all(runs.reads("bc", k) and runs.reads("sm", k) for k in runs.WARM_START_KEYS)

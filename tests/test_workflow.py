@@ -16,6 +16,7 @@ import copy
 import json
 import math
 import os
+import random
 import re
 import shlex
 import shutil
@@ -144,14 +145,15 @@ def test_shipped_configs_are_valid_and_documented():
         assert not errors, [e.message for e in errors]
 
     # every key is documented, and every object forbids unknown keys (tasks and experiments read
-    # another name as a new arithmetic task / a grid table or study, and a study's settings name
-    # train keys, all of whose schemas forbid unknown keys)
+    # another name as a task of its own kind / a grid table or study, and a study's settings name
+    # train keys, all of whose schemas forbid unknown keys; an `if` only picks a schema, it declares
+    # no keys)
     open_maps = {"schema.properties.tasks": {"$ref"}, "schema.properties.experiments": {"if", "then", "else"},
                  "schema.$defs.study.properties.settings": {"$ref"}}
 
     def walk(node, path):
         if isinstance(node, dict):
-            if node.get("type") == "object" or "properties" in node:
+            if (node.get("type") == "object" or "properties" in node) and not path.endswith(".if"):
                 extra = node.get("additionalProperties")
                 assert extra is False or (path in open_maps and set(extra) == open_maps[path]), \
                     f"{path}: additionalProperties must be false"
@@ -404,7 +406,8 @@ def test_dry_run_full_dag(wf, profile, tmp_path):
         assert (train["method"], train["noise"], train["seed"], train["output_dir"]) == (
             w["method"], w["noise"], int(w["seed"]), d)
         assert "stop_after_warmup" not in train  # SequenceMatchConfig's default, False
-        warm = 0 < train["bc_warmup_steps"] < train["max_steps"]
+        # MLE and ULK runs hold no bc_warmup_steps (train keys their method does not read are left out)
+        warm = train["method"] in ("sm", "bc") and 0 < train["bc_warmup_steps"] < train["max_steps"]
         bc = f"resources/runs/{w['task']}/bc-{w['noise']}-eta{w['eta']}-none/seed{w['seed']}"
         if w["method"] == "bc" and warm:  # the same run, stopped after its warm-up
             assert warmups[d]["train"] == {**train, "stop_after_warmup": True}, block
@@ -455,6 +458,121 @@ def test_a_new_accuracy_table_is_one_config_block(wf, tmp_path):
     assert "results/table9.csv" in re.search(r"input: (.*)", jobs_of(out, "all")[0]).group(1)
     stats, out = dry_run(wf, "results/table9.csv", "--configfile", str(cfg))
     assert stats["train"] == 3 and stats["grid_table"] == 1  # MLE, BC and SM of seed 5
+
+
+# ------------------------------------------------------------------------------ your own task, model, values
+
+
+def readme_own_route() -> tuple[str, list[list[str]]]:
+    """The config file and the commands of README "Your own task, data and model", as written."""
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("## Your own task, data and model"):text.index("What is checked, and where")]
+    config = re.search(r"```yaml\n(.*?)\n\s*```", section, re.S).group(1)
+    commands = re.findall(r"```bash\n(.*?)\n\s*```", section, re.S)
+    return textwrap.dedent(config), [shlex.split(c.strip()) for c in commands]
+
+
+def own_route_workdir(dst: Path, *, package: bool) -> tuple[Path, list[list[str]]]:
+    """A workflow copy with the README's my.yaml, a tiny GPT-NeoX saved as models/my-model (with
+    its tokenizer) and 380 word-reversal rows in mydata/ (340 train, 40 test)."""
+    from test_own_model import save_tiny_models
+
+    wd = copy_workflow(dst, package=package)
+    config, commands = readme_own_route()
+    (wd / "my.yaml").write_text(config)
+    shutil.copytree(save_tiny_models(dst.parent / "models")["neox"], wd / "models" / "my-model")
+    rng = random.Random(0)
+    words = list(dict.fromkeys("".join(rng.choice("abcdefghij") for _ in range(rng.randint(3, 6)))
+                                for _ in range(600)))[:380]
+    rows = [{"question": f"reverse: {w}", "answer": w[::-1]} for w in words]
+    write_rows(wd / "mydata" / "train.jsonl", rows[:340])
+    write_rows(wd / "mydata" / "test.jsonl", rows[340:])
+    return wd, commands
+
+
+def test_the_readme_own_task_route_dry_run(tmp_path):
+    """README's route, step 4 as written: 15 jobs; each job's config holds the user's model, its
+    own tokenizer, the user's provenance and answer normalisation, and the user's train values."""
+    wd, commands = own_route_workdir(tmp_path / "wf", package=False)
+    assert commands[0][:2] == ["snakemake", "-n"] and commands[1][0] == "snakemake"
+    stats, out = dry_run(wd, *commands[0][2:])
+    assert stats == {"data": 1, "pretrained_tokenizer": 1, "bc_warmup": 2, "train": 5, "evaluate_arithmetic": 5,
+                     "grid_table": 1, "total": 15}, stats
+    [data] = jobs_of(out, "data")
+    assert job_config(data) == {"task": "reverse", "source": "hub", "hub_id": "mydata", "n_train": 340, "n_test": 40,
+                                "seed": 0, "source_name": "word reversal", "license": "CC-BY-4.0",
+                                "out_dir": "resources/data/reverse"}
+    assert "    input: mydata/test.jsonl, mydata/train.jsonl\n" in data
+    [tok] = jobs_of(out, "pretrained_tokenizer")
+    assert "output: resources/tokenizers/pretrained\n" in tok and "models/my-model/tokenizer.json" in tok
+    assert "model.safetensors" not in tok  # its inputs: the tokenizer's files, not the weights
+    for block in jobs_of(out, "train"):
+        cfg = job_config(block)
+        assert cfg["model"]["name_or_path"] == "models/my-model" and "n_layer" not in cfg["model"]
+        assert cfg["train"]["tokenizer"] == "resources/tokenizers/pretrained"
+        assert (cfg["train"]["max_steps"], cfg["train"]["learning_rate"], cfg["train"]["max_len"]) == (300, 1e-4, 64)
+        assert cfg["train"]["output_dir"].startswith("resources/runs/reverse/")
+    for block in jobs_of(out, "evaluate_arithmetic"):
+        assert job_config(block)["answer_normalization"] == "exact"
+
+
+@pytest.mark.slow
+def test_the_readme_own_task_route_end_to_end(tmp_path):
+    """README's route, step 5 as written (with a second config file making it small: it wins over
+    my.yaml at any level), on a tiny GPT-NeoX: results/reverse.csv names the user's model, data and
+    license; the data's meta.json the files read; nothing is left to do afterwards."""
+    wd, commands = own_route_workdir(tmp_path / "wf", package=True)
+    (wd / "small.yaml").write_text(yaml.safe_dump({"train": {
+        "steps": 4, "warmup_steps": 1, "bc_warmup_steps": 2, "beta_anneal_steps": 1, "batch_size": 8,
+        "gen_batch_size": 4, "model_rows": 2, "replay_capacity": 8, "checkpoint_every": 0, "log_every": 1}}))
+    res = snakemake([*commands[1][1:], "small.yaml"], wd, timeout=1800)
+    assert res.returncode == 0, (res.stdout + res.stderr)[-5000:]
+    table = pd.read_csv(wd / "results" / "reverse.csv")
+    assert list(table["method"]) == ["MLE", "BC", "SM"] and set(table["metric"]) == {"accuracy"}
+    assert list(table.columns[2:6]) == ["eta_0.05_mean", "eta_0.05_sd", "eta_0.2_mean", "eta_0.2_sd"]
+    assert table[["eta_0.05_mean", "eta_0.2_mean"]].map(lambda v: 0 <= v <= 1).all().all()
+    row = table.iloc[0]
+    assert (row["model"], row["data_source"], row["data_license"]) == ("models/my-model", "word reversal", "CC-BY-4.0")
+    assert (row["n_train"], row["n_test"], row["steps"]) == (340, 40, 4)
+    meta = json.loads((wd / "resources" / "data" / "reverse" / "meta.json").read_text())
+    assert (meta["source"], meta["origin"], meta["licenses"]) == ("word reversal", "local:mydata", ["CC-BY-4.0"])
+    for run in (wd / "resources" / "runs" / "reverse").glob("*/seed0"):
+        ev = json.loads((run / "eval.json").read_text())
+        # (the rows keep their origin: a new source_name changes no training data)
+        assert (ev["task"], ev["n"], ev["answer_normalization"], ev["source"]) == ("reverse", 40, "exact",
+                                                                                 "local:mydata")
+        saved = json.loads((run / "model" / "seqmatch_model.json").read_text())
+        assert saved["bos_id"] == saved["eos_id"]  # GPT-NeoX's bos is its eos
+    again = snakemake([*commands[1][1:], "small.yaml", "-n"], wd, timeout=600)
+    assert "Nothing to be done" in again.stdout + again.stderr, (again.stdout + again.stderr)[-3000:]
+
+
+def test_a_users_global_train_value_wins_over_config_yaml_task_values(wf, tmp_path):
+    """`train: {steps: 300}` in the user's file beats config.yaml's tasks.<task>.train.steps; the
+    per-task bc_warmup_steps it then undercuts is an error naming both files, not a silent loss."""
+    target = "resources/runs/add_or_sub_in_base/bc-random-eta0.2-none/seed0/summary.json"
+    (tmp_path / "mine.yaml").write_text(yaml.safe_dump({"train": {"steps": 300}}))
+    res = snakemake(["-n", target, "--configfile", str(tmp_path / "mine.yaml")], wf, timeout=300)
+    out = res.stdout + res.stderr
+    assert res.returncode != 0 and "Invalid configuration (nothing was run)" in out, out[-3000:]
+    assert ("config key 'tasks.add_or_sub_in_base.train.bc_warmup_steps' = 1500 (from config.yaml: "
+            "tasks.add_or_sub_in_base.train.bc_warmup_steps): must be < max_steps = 300 (from ") in out, out[-3000:]
+    assert "mine.yaml: train.max_steps)" in out  # the user's old name, steps, layers as max_steps
+    (tmp_path / "mine.yaml").write_text(yaml.safe_dump({"train": {"steps": 300, "bc_warmup_steps": 100}}))
+    _, out = dry_run(wf, target, "--configfile", str(tmp_path / "mine.yaml"))
+    [block] = [b for b in jobs_of(out, "train")]
+    train = job_config(block)["train"]
+    assert (train["max_steps"], train["bc_warmup_steps"]) == (300, 100)
+    assert (train["max_len"], train["warmup_steps"]) == (64, 100)  # config.yaml's task values the user left
+
+
+def test_command_line_values_take_their_keys_types(wf):
+    target = "resources/runs/add_or_sub_in_base/sm-random-eta0.2-chi2_mix/seed0/summary.json"
+    _, out = dry_run(wf, target, "--config", "train={alpha: 0.5, mask_prompt: false}", "offline=false")
+    block = next(b for b in jobs_of(out, "train") if "sm-random" in b)
+    train = job_config(block)["train"]
+    assert train["alpha"] == 0.5 and train["mask_prompt"] is False
+    assert "HF_HUB_DISABLE_TELEMETRY=1" in block and "HF_HUB_OFFLINE" not in block
 
 
 def test_multi_gpu_training_goes_through_accelerate(wf, tmp_path):
@@ -865,9 +983,12 @@ RERUN_CASES += [
     ({"tasks": {"translation": {"eval": {"temperature": 0.5}}}}, [("evaluate_translation", "")]),
     ({"experiments": {"table1": {"n_recovery": 6}}}, [("mistakes_recovery", "")]),
     ({"figure1": {"eval_rollouts": 50}}, [("figure1", "")]),
-    # every run's config carries train.alpha, also MLE/BC/ULK runs', which do not read it: they
-    # retrain too (same numbers; a narrower trigger would change every run's config and identity)
-    ({"train": {"alpha": 0.02}}, [("train", ""), ("bc_warmup", "")]),
+    # a run's config holds the train keys its method reads: alpha retrains SM runs alone, ul_weight
+    # ULK runs alone, bc_warmup_steps the BC and SM runs (and the warm-ups), not MLE
+    ({"train": {"alpha": 0.02}}, [("train", "/sm-")]),
+    ({"train": {"ul_weight": 0.5}}, [("train", "/ulk-")]),
+    ({"tasks": {"mul": {"train": {"bc_warmup_steps": 2}}}},
+     [("train", "runs/mul/sm-"), ("train", "runs/mul/bc-"), ("bc_warmup", "runs/mul/")]),
 ]
 
 

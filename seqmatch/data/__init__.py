@@ -77,7 +77,7 @@ from seqmatch.data.translation import (
     parse_po,
     translation_row,
 )
-from seqmatch.data.tokenizer import corpus_texts, load_tokenizer, train_tokenizer
+from seqmatch.data.tokenizer import bos_token_id, corpus_texts, load_tokenizer, train_tokenizer
 from seqmatch.data.cli import build_parser, main
 
 __all__ = [
@@ -97,7 +97,7 @@ __all__ = [
     "CatalogEntry", "parse_po", "parse_mo", "is_natural_language", "catalog_pairs", "CatalogSource",
     "GETTEXT_SOURCES", "translation_row", "gettext_pairs", "estimate_tokens", "build_translation",
     # tokenizer
-    "corpus_texts", "train_tokenizer", "load_tokenizer",
+    "corpus_texts", "train_tokenizer", "load_tokenizer", "bos_token_id",
     # cli
     "build_parser", "main",
 ]

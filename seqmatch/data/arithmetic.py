@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from seqmatch.data.sources import _hub_inputs, _hub_source_name, _shuffled, load_hub_dataset, sha256_file
+from seqmatch.data.sources import _hub_inputs, _hub_source_name, _shuffled, hub_license, load_hub_dataset, sha256_file
 
 SOLUTION_MARKER = "Solution:"
 
@@ -93,17 +93,23 @@ def question_base(question: str) -> int:
     return int(m.group(1)) if m else 10
 
 
-def arithmetic_row(question: str, answer: str, task: str, source: str) -> dict:
+def arithmetic_row(question: str, answer: str, task: str, source: str, base: int | None | str = "question") -> dict:
+    """A qa row: prompt ``{question} Solution:``, completion `` {answer}``. ``base``: the base of
+    its digits (ground-truth noise), by default the question's (an arithmetic task's, 10 unless "In
+    base b, ..."); None for a task without one (no ``base`` key: random noise only)."""
     question, answer = question.strip(), answer.strip()
-    return {
+    row = {
         "prompt": f"{question} {SOLUTION_MARKER}",
         "completion": f" {answer}",
         "question": question,
         "answer": answer,
-        "base": question_base(question),
+        "base": question_base(question) if base == "question" else base,
         "task": task,
         "source": source,
     }
+    if row["base"] is None:
+        del row["base"]
+    return row
 
 
 def _module_function(task: str, emin: float, emax: float) -> Callable[[], Any]:
@@ -212,11 +218,17 @@ def _clean_math_string(s: Any) -> str:
     return s.strip()
 
 
-def load_hub_arithmetic(task: str, *, hub_id: str = "deepmind/math_dataset", config: str | None = None,
+MATH_DATASET_HUB_ID = "deepmind/math_dataset"
+
+
+def load_hub_arithmetic(task: str, *, hub_id: str = MATH_DATASET_HUB_ID, config: str | None = None,
                         n_train: int, n_test: int, seed: int = 0, max_base: int = 10,
-                        revision: str | None = None, streaming: bool | None = None):
-    """``(train, test, meta)`` from math_dataset (columns ``question``, ``answer``; train/test splits)."""
-    if config is None:
+                        revision: str | None = None, streaming: bool | None = None, base: int | None = None):
+    """``(train, test, meta)`` of a qa task from the hub or the user's files (columns ``question``,
+    ``answer``; train/test splits): math_dataset for the arithmetic tasks, whose rows take their
+    question's base; a task of its own takes ``base`` (None: its rows have none)."""
+    builtin = task in ARITHMETIC_TASKS
+    if config is None and builtin and not Path(hub_id).exists():  # math_dataset's config (your files have none)
         config = f"{ARITHMETIC_TASKS[task][0]}__{task}"
     source = _hub_source_name(hub_id, config)
     splits = {}
@@ -228,15 +240,16 @@ def load_hub_arithmetic(task: str, *, hub_id: str = "deepmind/math_dataset", con
             if len(rows) >= n:
                 break
             q, a = _clean_math_string(ex["question"]), _clean_math_string(ex["answer"])
-            if question_base(q) > max_base or q in seen:
+            if (builtin and question_base(q) > max_base) or q in seen:
                 continue
             seen.add(q)
-            rows.append(arithmetic_row(q, a, task, source))
+            rows.append(arithmetic_row(q, a, task, source, "question" if builtin else base))
         splits[split] = rows
         if split == "train":
             splits["train_questions"] = {r["question"] for r in rows}
-    meta = {"kind": "arithmetic", "task": task, "source": source, "stand_in_for": None,
-            "licenses": ["Apache-2.0 (math_dataset)"], "inputs": _hub_inputs(hub_id, config, revision),
-            "seed": seed, "settings": {"max_base": max_base, "hub_config": config,
-                                       "format": "{question} Solution: {answer}"}}
+    licenses = [hub_license(hub_id, task, MATH_DATASET_HUB_ID, "Apache-2.0 (math_dataset)")]
+    settings = {"max_base": max_base} if builtin else {"base": base}
+    meta = {"kind": "arithmetic" if builtin else "qa", "task": task, "source": source, "stand_in_for": None,
+            "licenses": licenses, "inputs": _hub_inputs(hub_id, config, revision), "seed": seed,
+            "settings": {**settings, "hub_config": config, "format": "{question} Solution: {answer}"}}
     return splits["train"], splits["test"], meta

@@ -5,6 +5,8 @@ CLI (every option has ``--help``)::
     python -m seqmatch.data arithmetic  --out-dir DIR --task {add_or_sub_in_base,mul,list_prime_factors}
                                         [--source {generator,hub}] [--n-train N] [--n-test N] [--seed S]
                                         [--difficulty D] [--entropy MIN MAX] [--max-base 10]
+    python -m seqmatch.data qa          --out-dir DIR --task NAME --source hub --hub-id YOUR_FILE_OR_DIR
+                                        [--base B] [--source-name NAME] [--license LICENSE] ...
     python -m seqmatch.data text        --out-dir DIR --source {wiki-sample,hub} [--hub-id ID] ...
     python -m seqmatch.data translation --out-dir DIR --source {gettext,hub} [--hub-id ID --hub-config en-fr]
                                         [--max-tokens 64] [--tokenizer DIR] ...
@@ -36,6 +38,7 @@ from seqmatch.data.sources import (
     SPECIAL_TOKENS,
     DataSourceError,
     looks_local,
+    own_provenance,
     sha256_file,
     write_json,
     carve_validation,
@@ -63,6 +66,9 @@ def _add_common(p: argparse.ArgumentParser, *, n_train_help: str, n_test_help: s
                    help="fewer rows than --n-train/--n-test given: stop with an error, or warn and go on")
     p.add_argument("--cache-dir", default=DEFAULT_CACHE_DIR,
                    help="download/wheel cache (default: resources/ under the current directory)")
+    p.add_argument("--source-name", default=None,
+                   help="your data set's name: meta.json's source, the loader's kept as origin (default: the loader's)")
+    p.add_argument("--license", default=None, help="your data's license, for meta.json (default: the loader's)")
     add_config_option(p)
 
 
@@ -82,12 +88,18 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_option(parser)  # also accepted before the subcommand
     sub = parser.add_subparsers(dest="cmd", required=True)
 
-    p = sub.add_parser("arithmetic", help="mathematics_dataset questions: '{question} Solution: {answer}'")
+    p = sub.add_parser("arithmetic", aliases=["qa"],
+                       help="question/answer rows: '{question} Solution: {answer}' (mathematics_dataset, or yours)")
     _add_common(p, n_train_help="training questions (default 5000; list_prime_factors 50000, as the paper)",
                 n_test_help="test questions (default 200)")
-    p.add_argument("--task", required=True, choices=sorted(ARITHMETIC_TASKS), help="mathematics_dataset module")
+    p.add_argument("--task", required=True,
+                   help=f"the task: a mathematics_dataset module ({', '.join(sorted(ARITHMETIC_TASKS))}), or the "
+                        f"name of your own qa task (--source hub)")
     p.add_argument("--source", choices=("generator", "hub"), default="generator",
-                   help="generator: mathematics_dataset 1.0.1 (offline); hub: math_dataset through datasets")
+                   help="generator: mathematics_dataset 1.0.1 (offline; the arithmetic tasks); hub: math_dataset "
+                        "through datasets, or your file/directory as --hub-id")
+    p.add_argument("--base", type=int, default=None,
+                   help="your own task: the base of its answers' digits (ground-truth noise); default none")
     p.add_argument("--difficulty", type=float, default=None,
                    help="fraction d in [0,1] of the module's training entropy range (3,10) to use: "
                         "entropy (3, 3+7d); default 1 = the full range (the paper's data)")
@@ -107,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-words", type=int, default=20, help="wiki-sample: drop paragraphs with fewer words")
     p.add_argument("--max-chars", type=int, default=None, help="drop rows longer than this many characters")
     _add_hub(p, "Skylion007/openwebtext", None, "none")
+    p.add_argument("--task", default="text", help="the task's name in the config (tasks.<task>; messages)")
 
     p = sub.add_parser("translation", help="en->fr pairs: prompt 'English: {en}\\nFrench:', completion ' {fr}'")
     _add_common(p, n_train_help="training pairs (default: all that pass the filters)",
@@ -118,6 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="tokenizer dir/name for the length filter (default: estimate max(words, ceil(chars/3)))")
     p.add_argument("--min-words", type=int, default=2, help="gettext: minimum English words per entry")
     _add_hub(p, "Helsinki-NLP/opus_books", "en-fr")
+    p.add_argument("--task", default="translation", help="the task's name in the config (tasks.<task>; messages)")
 
     p = sub.add_parser("tokenizer", help="train a byte-level BPE tokenizer with <pad> <bos> <eos> <bkspc>")
     p.add_argument("--corpus", nargs="+", required=True, help="JSONL files; prompt+completion of each row")
@@ -157,12 +171,16 @@ def main(argv: Sequence[str] | None = None) -> dict:
     args = parse_args(build_parser(), argv)
     t0 = time.perf_counter()
     streaming = False if getattr(args, "no_streaming", False) else None
-    task = args.task if args.cmd == "arithmetic" else args.cmd
+    task = getattr(args, "task", args.cmd)
     _check_local_path(args, task)
-    if args.cmd == "arithmetic":
+    if args.cmd in ("arithmetic", "qa"):
         n_train = args.n_train if args.n_train is not None else (
             50_000 if args.task == "list_prime_factors" else 5_000)
         n_test = 200 if args.n_test is None else args.n_test
+        if args.source == "generator" and args.task not in ARITHMETIC_TASKS:
+            raise DataSourceError(
+                f"config key tasks.{task}.data.source (flag --source) = 'generator': the generator makes only "
+                f"{', '.join(ARITHMETIC_TASKS)}; give your rows with source hub and hub_id (--hub-id) your file")
         if args.source == "generator":
             train, test, meta = generate_arithmetic(args.task, n_train=n_train, n_test=n_test, seed=args.seed,
                                                     difficulty=args.difficulty, entropy=args.entropy,
@@ -171,13 +189,14 @@ def main(argv: Sequence[str] | None = None) -> dict:
             train, test, meta = load_hub_arithmetic(args.task, hub_id=args.hub_id, config=args.hub_config,
                                                     n_train=n_train, n_test=n_test, seed=args.seed,
                                                     max_base=args.max_base, revision=args.hub_revision,
-                                                    streaming=streaming)
+                                                    streaming=streaming, base=args.base)
     elif args.cmd == "text":
         n_test = args.n_test if args.n_test is not None else (500 if args.source == "wiki-sample" else 2000)
         train, test, meta = build_text(args.source, n_train=args.n_train, n_test=n_test, seed=args.seed,
                                        cache_dir=args.cache_dir, wheel_path=args.wheel, hub_id=args.hub_id,
                                        hub_config=args.hub_config, revision=args.hub_revision,
-                                       streaming=streaming, min_words=args.min_words, max_chars=args.max_chars)
+                                       streaming=streaming, min_words=args.min_words, max_chars=args.max_chars,
+                                       task=task)
     elif args.cmd == "translation":
         n_test = args.n_test if args.n_test is not None else (300 if args.source == "gettext" else 1000)
         tok = load_tokenizer(args.tokenizer, add_bkspc=False) if args.tokenizer else None
@@ -185,7 +204,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
                                               max_tokens=args.max_tokens, tokenizer=tok, cache_dir=args.cache_dir,
                                               min_words=args.min_words, hub_id=args.hub_id,
                                               hub_config=args.hub_config, revision=args.hub_revision,
-                                              streaming=streaming)
+                                              streaming=streaming, task=task)
         if args.tokenizer:
             meta["settings"]["length"] = f"tokenizer {Path(args.tokenizer).name}"
     elif args.cmd == "tokenizer":
@@ -205,6 +224,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
         raise DataSourceError(f"config key tasks.{task}.data.n_val (flag --n-val) = {args.n_val}: not fewer than "
                               f"the {len(train)} training rows it is carved from; lower n_val or raise n_train")
     train, val = carve_validation(train, args.n_val, args.seed)
+    own_provenance((train, val, test), meta, source_name=args.source_name, license=args.license)
     meta["command"] = args.cmd
     if val:
         meta["validation"] = f"{len(val)} rows carved from the {len(train) + len(val)} training rows (seeded)"

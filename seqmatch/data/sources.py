@@ -434,6 +434,30 @@ def pretrained_problem(name_or_path: str | os.PathLike, kind: str) -> str | None
     return None
 
 
+def hub_license(hub_id: str, task: str, default_id: str, default_license: str) -> str:
+    """The license line of a hub source: the default data set's, the card of another hub data set,
+    or, for the user's own files, that none was stated (config key tasks.<task>.data.license)."""
+    if Path(hub_id).exists():
+        return f"not stated (config key tasks.{task}.data.license)"
+    return default_license if hub_id == default_id else f"see the hub dataset card of {hub_id}"
+
+
+def own_provenance(splits: Sequence[list[dict]], meta: dict, *, source_name: str | None = None,
+                   license: str | None = None) -> None:
+    """The user's name and license of their data, in place of the loader's: ``meta.json``'s
+    ``source`` (the loader's kept as ``origin``) and ``licenses`` (every table's data_source and
+    data_license), and the ``license`` of rows that carry one (translation). Rows keep the loader's
+    ``source`` (where they came from), so renaming the data set does not change the training data."""
+    if source_name:
+        meta["origin"], meta["source"] = meta["source"], source_name
+    if license:
+        meta["licenses"] = [license]
+        for rows in splits:
+            for row in rows:
+                if "license" in row:
+                    row["license"] = license
+
+
 def _hub_inputs(hub_id: str, config: str | None, revision: str | None) -> list[dict]:
     if Path(hub_id).exists():
         return [{"name": q.name, "sha256": sha256_file(q)} for q in local_data_files(hub_id)]

@@ -26,6 +26,7 @@ from seqmatch.data.sources import (
     _hub_inputs,
     _hub_source_name,
     _shuffled,
+    hub_license,
     fetch_wheel,
     load_hub_dataset,
     read_wheel_member,
@@ -194,8 +195,9 @@ def build_text(source: str, *, n_train: int | None, n_test: int, seed: int = 0,
                wiki_member: WheelMember = WIKI_MEMBER, hub_id: str = "Skylion007/openwebtext",
                hub_config: str | None = None,
                revision: str | None = None, streaming: bool | None = None, min_words: int = 20,
-               max_chars: int | None = None) -> tuple[list[dict], list[dict], dict]:
-    """Text rows ``(train, test, meta)``: paragraphs of the Wikipedia sample, or hub documents."""
+               max_chars: int | None = None, task: str = "text") -> tuple[list[dict], list[dict], dict]:
+    """Text rows ``(train, test, meta)``: paragraphs of the Wikipedia sample, or hub documents.
+    ``task``: the config's name of the task (its keys in messages)."""
     if source == "wiki-sample":
         rows, info = wiki_sample_paragraphs(wheel_path, cache_dir=cache_dir, member=wiki_member,
                                             min_words=min_words)
@@ -230,7 +232,8 @@ def build_text(source: str, *, n_train: int | None, n_test: int, seed: int = 0,
         seen.add(text)
         row = {"prompt": "", "completion": text, "source": src}
         (test if len(test) < n_test else train).append(row)
-    meta = {"kind": "text", "source": src, "stand_in_for": None, "licenses": ["see the hub dataset card"],
+    license = hub_license(hub_id, task, "Skylion007/openwebtext", "see the hub dataset card")
+    meta = {"kind": "text", "source": src, "stand_in_for": None, "licenses": [license],
             "inputs": _hub_inputs(hub_id, hub_config, revision), "seed": seed,
             "settings": {"max_chars": max_chars, "unit": "document; first n_test of the seeded "
                          "shuffle are test"}}

@@ -56,6 +56,12 @@ def train_tokenizer(texts: Iterable[str], *, vocab_size: int, out_dir: str | os.
     return fast
 
 
+def bos_token_id(tok) -> int | None:
+    """The id every sequence starts with: the tokenizer's bos token, or, for a tokenizer without one
+    (every Qwen2/2.5 tokenizer), its eos token (``seqmatch.model.ensure_special_tokens`` says why)."""
+    return tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
+
+
 def load_tokenizer(name_or_path: str | os.PathLike, add_bkspc: bool = True):
     """A model's tokenizer (local dir or hub name) with ``<bkspc>`` added as a special token (and a
     ``<pad>`` if it has no pad token). Tokenizers written by :func:`train_tokenizer` already have all

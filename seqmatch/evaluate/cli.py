@@ -11,6 +11,7 @@ from typing import Sequence
 
 from seqmatch.evaluate import arithmetic, common, text, translation
 from seqmatch.io import read_jsonl, to_json, write_csv, write_json, write_jsonl
+from seqmatch.metrics import ANSWER_NORMALIZATIONS
 from seqmatch.options import add_config_option, parse_args
 
 
@@ -29,7 +30,7 @@ def cmd_arithmetic(args) -> dict:
         rows = rows[: args.n_eval]
     model, tok = common.load(args.model_dir, args.device)
     result = arithmetic.arithmetic_accuracy(model, tok, rows, max_new_tokens=args.max_new_tokens, seed=args.seed,
-                                            **_sampling(args))
+                                            answer_normalization=args.answer_normalization, **_sampling(args))
     write_jsonl(args.generations, result.pop("generations"))
     result.update(_provenance(args, rows))
     write_json(args.out, result)
@@ -115,6 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model(p, out_help="metrics JSON")
     p.add_argument("--generations", required=True, help="per-row JSONL: actions, final text, correct")
     p.add_argument("--n-eval", "--n", dest="n_eval", type=int, default=None, help="first N test rows (default all)")
+    p.add_argument("--answer-normalization", choices=ANSWER_NORMALIZATIONS, default="numeric",
+                   help="numeric: delete every space of both answers (numbers); strip: leading and trailing "
+                        "spaces; exact: as written (seqmatch.metrics.extract_answer)")
     _add_sampling(p, 64)
 
     p = sub.add_parser("text", help="MAUVE, n-gram entropy, diversity, perplexity (Table 2)")

@@ -7,17 +7,47 @@ import os
 import re
 
 import yaml
+from snakemake.common.configfile import load_configfile
 from snakemake.exceptions import WorkflowError
-from snakemake.utils import validate
+from snakemake.utils import update_config, validate
 
 from seqmatch import launch, runs
 
 # ------------------------------------------------------------------------------ validation
 
 SCHEMA_PATH = os.path.join(workflow.basedir, "workflow", "schemas", "config.schema.yaml")
+with open(SCHEMA_PATH) as _f:
+    SCHEMA = yaml.safe_load(_f)
 
 
-def validate_config(cfg):
+def cli_values():
+    """snakemake --config values converted to their keys' schema types (they arrive as strings:
+    `--config offline=false`, `'train={alpha: 0.5}'`), and put into the config; a value of the
+    wrong type stops the run naming its key."""
+    values, errors = runs.coerce_cli_values(dict(workflow.config_settings.config or {}), SCHEMA)
+    if errors:
+        raise WorkflowError("Invalid configuration (nothing was run):\n  - " + "\n  - ".join(errors))
+    update_config(config, values)
+    return values
+
+
+def config_sources(cli):
+    """The config's layers in the order Snakemake merged them, and their names: config.yaml (the
+    Snakefile's configfile), each --configfile, the --config values. A later layer wins at any
+    level (seqmatch.runs.layered): a user's global train.steps beats config.yaml's
+    tasks.<task>.train.steps."""
+    settings = workflow.config_settings
+    user = [os.path.abspath(f) for f in settings.configfiles]
+    own = [os.path.abspath(f) for f in workflow.configfiles if os.path.abspath(f) not in user]
+    files = ([] if settings.replace_workflow_config else own) + user
+    names = [os.path.relpath(f) if not os.path.relpath(f).startswith("..") else f for f in files]
+    sources = [load_configfile(f) for f in files] + [cli]
+    for src in sources:  # old train key names (steps, lr, ...) layer as the current ones
+        runs.rename_train_keys(src)
+    return sources, names + ["--config"]
+
+
+def validate_config(cfg, sources, names):
     """Validate against the schema (snakemake.utils.validate); on failure raise one error that
     names every bad key. Runs while the Snakefile is parsed, i.e. before any job. Train keys of
     an earlier seqmatch (steps, lr, ...) are renamed first (runs.rename_train_keys)."""
@@ -27,22 +57,22 @@ def validate_config(cfg):
     try:
         validate(cfg, schema="../schemas/config.schema.yaml")
     except Exception as exc:  # WorkflowError wrapping a jsonschema.ValidationError
-        with open(SCHEMA_PATH) as f:
-            lines = runs.schema_errors(cfg, yaml.safe_load(f)) or [str(exc)]
+        lines = runs.schema_errors(cfg, SCHEMA) or [str(exc)]
         raise WorkflowError(
             "Invalid configuration (checked against workflow/schemas/config.schema.yaml; "
             "nothing was run):\n  - " + "\n  - ".join(lines)
         ) from None
-    lines = runs.semantic_errors(cfg, root=workflow.basedir)
+    lines = runs.semantic_errors(cfg, root=workflow.basedir, sources=sources, source_names=names)
     if lines:
         raise WorkflowError("Invalid configuration (nothing was run):\n  - " + "\n  - ".join(lines))
 
 
-validate_config(config)
+SOURCES, SOURCE_NAMES = config_sources(cli_values())
+validate_config(config, SOURCES, SOURCE_NAMES)
 
 # ------------------------------------------------------------------------------ the grid
 
-GRID = runs.Grid(config)
+GRID = runs.Grid(config, SOURCES, SOURCE_NAMES)
 EXP = config["experiments"]
 # One training run = one directory; every grid coordinate is a wildcard.
 RUN, RUN_ID = runs.RUN, runs.RUN_ID
@@ -53,8 +83,13 @@ BENCH = "resources/benchmarks"
 MISTAKE_SEED = 0
 
 
+def one_of(names):
+    """A wildcard constraint matching exactly these names (none: nothing)."""
+    return "|".join(map(re.escape, names)) or "^$"
+
+
 wildcard_constraints:
-    task="|".join(runs.TASKS),
+    task=one_of(GRID.tasks()),
     method="|".join(runs.METHODS),
     noise="|".join(runs.NOISES),
     eta=r"[0-9]+(\.[0-9]+)?",
@@ -62,8 +97,8 @@ wildcard_constraints:
     seed=r"[0-9]+",
     decoding="sample|contrastive",
     annotated="table1|table8",
-    grid_table="|".join(map(re.escape, GRID.grid_tables())) or "^$",
-    study="|".join(map(re.escape, GRID.studies())) or "^$",
+    grid_table=one_of(GRID.grid_tables()),
+    study=one_of(GRID.studies()),
 
 
 def evals(run_list, name="eval.json"):
@@ -126,9 +161,11 @@ def job_env():
 
 
 def translation_data_inputs(wildcards):
-    """The length filter of opus_books counts tokens of the model's tokenizer when there is one."""
-    if wildcards.task == "translation" and config["tokenizer"]["name_or_path"]:
-        return {"tokenizer": GRID.tokenizer_dir("translation")}
+    """The length filter of a translation task counts tokens of its pretrained tokenizer when
+    there is one (a BPE tokenizer is trained on the filtered data)."""
+    t = wildcards.task
+    if GRID.kind(t) == "translation" and GRID.pretrained_tokenizer(t):
+        return {"tokenizer": GRID.tokenizer_dir(t)}
     return {}
 
 

@@ -32,52 +32,56 @@ rule data:
         "|| {{ tail -n 1 {log} >&2; exit 1; }}"  # the error line (bad data, ...) on the terminal, not only "check log"
 
 
-if config["tokenizer"]["name_or_path"]:
+# A pretrained tokenizer (tokenizer.name_or_path, or a pretrained model's own) is saved once per
+# source with <bkspc> added: resources/tokenizers/pretrained (the global one), pretrained-<task>
+# (a task's own model; seqmatch.runs.Grid.tokenizer_dir). Other tasks train a BPE tokenizer.
+rule pretrained_tokenizer:
+    input:
+        # a local tokenizer directory's files: editing them reruns the job ([] for a hub id)
+        lambda w: GRID.local_files(GRID.pretrained_tokenizers()[w.pretrained]),
+    output:
+        directory("resources/tokenizers/{pretrained}"),
+    log:
+        f"{LOGS}/tokenizers/{{pretrained}}.log",
+    benchmark:
+        f"{BENCH}/tokenizers/{{pretrained}}.tsv"
+    wildcard_constraints:
+        pretrained=one_of(GRID.pretrained_tokenizers()),
+    params:
+        name=lambda w: GRID.pretrained_tokenizers()[w.pretrained],
+    threads: threads("data")
+    resources:
+        **res("data"),
+    conda:
+        "../envs/seqmatch.yaml"
+    script:
+        "../scripts/pretrained_tokenizer.py"
 
-    rule pretrained_tokenizer:
-        input:
-            # a local tokenizer directory's files: editing them reruns the job ([] for a hub id)
-            GRID.local_files(config["tokenizer"]["name_or_path"]),
-        output:
-            directory("resources/tokenizers/pretrained"),
-        log:
-            f"{LOGS}/tokenizers/pretrained.log",
-        benchmark:
-            f"{BENCH}/tokenizers/pretrained.tsv"
-        params:
-            name=config["tokenizer"]["name_or_path"],
-        threads: threads("data")
-        resources:
-            **res("data"),
-        conda:
-            "../envs/seqmatch.yaml"
-        script:
-            "../scripts/pretrained_tokenizer.py"
 
-else:
-
-    rule bpe_tokenizer:
-        input:
-            corpus="resources/data/{task}/train.jsonl",
-        output:
-            tokenizer=directory("resources/tokenizers/{task}"),
-            config="resources/tokenizers/{task}_config.json",
-        log:
-            f"{LOGS}/tokenizers/{{task}}.log",
-        benchmark:
-            f"{BENCH}/tokenizers/{{task}}.tsv"
-        params:
-            env=job_env(),
-            config=lambda w: job_config(
-                {"vocab_size": config["tasks"][w.task]["vocab_size"]},
-                corpus=[path("resources/data/{task}/train.jsonl", w)],
-                out_dir=path("resources/tokenizers/{task}", w),
-            ),
-        threads: threads("data")
-        resources:
-            **res("data"),
-        conda:
-            "../envs/seqmatch.yaml"
-        shell:
-            "printf '%s\\n' {params.config:q} > {output.config} && "
-            "{params.env} python -m seqmatch.data tokenizer --config {output.config} > {log} 2>&1"
+rule bpe_tokenizer:
+    input:
+        corpus="resources/data/{task}/train.jsonl",
+    output:
+        tokenizer=directory("resources/tokenizers/{task}"),
+        config="resources/tokenizers/{task}_config.json",
+    log:
+        f"{LOGS}/tokenizers/{{task}}.log",
+    benchmark:
+        f"{BENCH}/tokenizers/{{task}}.tsv"
+    wildcard_constraints:
+        task=one_of(GRID.bpe_tasks()),
+    params:
+        env=job_env(),
+        config=lambda w: job_config(
+            {"vocab_size": config["tasks"][w.task]["vocab_size"]},
+            corpus=[path("resources/data/{task}/train.jsonl", w)],
+            out_dir=path("resources/tokenizers/{task}", w),
+        ),
+    threads: threads("data")
+    resources:
+        **res("data"),
+    conda:
+        "../envs/seqmatch.yaml"
+    shell:
+        "printf '%s\\n' {params.config:q} > {output.config} && "
+        "{params.env} python -m seqmatch.data tokenizer --config {output.config} > {log} 2>&1"

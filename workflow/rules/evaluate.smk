@@ -16,7 +16,7 @@ rule evaluate_arithmetic:
     benchmark:
         f"{BENCH}/evaluate/{RUN_ID}.tsv"
     wildcard_constraints:
-        task="|".join(runs.ARITH_TASKS),
+        task=one_of(GRID.tasks_of_kind("qa")),
     params:
         env=job_env(),
         config=lambda w: job_config(
@@ -61,7 +61,7 @@ use rule evaluate_arithmetic as evaluate_arithmetic_val with:
 rule evaluate_text:
     input:
         summary=f"{RUN}/summary.json",
-        test="resources/data/text/test.jsonl",
+        test="resources/data/{task}/test.jsonl",
     output:
         metrics=f"{RUN}/eval_{{decoding}}.json",
         config=f"{RUN}/eval_{{decoding}}_config.json",
@@ -70,11 +70,12 @@ rule evaluate_text:
     benchmark:
         f"{BENCH}/evaluate/{RUN_ID}_{{decoding}}.tsv"
     wildcard_constraints:
-        task="text",
+        task=one_of(GRID.tasks_of_kind("text")),
     params:
         env=job_env(),
         config=lambda w: job_config(
-            GRID.eval_config("text"), model_dir=path(f"{RUN}/model", w), test_file="resources/data/text/test.jsonl",
+            GRID.eval_config(w.task), model_dir=path(f"{RUN}/model", w),
+            test_file=path("resources/data/{task}/test.jsonl", w),
             out=path(f"{RUN}/eval_{{decoding}}.json", w), decoding=w.decoding, seed=int(w.seed),
         ),
     threads: threads("evaluate")
@@ -91,7 +92,7 @@ rule evaluate_text:
 rule evaluate_translation:
     input:
         summary=f"{RUN}/summary.json",
-        test="resources/data/translation/test.jsonl",
+        test="resources/data/{task}/test.jsonl",
     output:
         metrics=f"{RUN}/eval.json",
         config=f"{RUN}/eval_config.json",
@@ -100,12 +101,12 @@ rule evaluate_translation:
     benchmark:
         f"{BENCH}/evaluate/{RUN_ID}.tsv"
     wildcard_constraints:
-        task="translation",
+        task=one_of(GRID.tasks_of_kind("translation")),
     params:
         env=job_env(),
         config=lambda w: job_config(
-            GRID.eval_config("translation"), model_dir=path(f"{RUN}/model", w),
-            test_file="resources/data/translation/test.jsonl", out=path(f"{RUN}/eval.json", w), seed=int(w.seed),
+            GRID.eval_config(w.task), model_dir=path(f"{RUN}/model", w),
+            test_file=path("resources/data/{task}/test.jsonl", w), out=path(f"{RUN}/eval.json", w), seed=int(w.seed),
         ),
     threads: threads("evaluate")
     resources:
@@ -179,7 +180,7 @@ rule mistakes_recovery:
     benchmark:
         f"{BENCH}/mistakes/{RUN_ID}.tsv"
     wildcard_constraints:
-        task="add_or_sub_in_base",
+        task=runs.MISTAKES_TASK,
     params:
         env=job_env(),
         config=lambda w: job_config(

@@ -108,7 +108,7 @@ rule grid_table:
     params:
         runs=lambda w: GRID.grid_table_runs(w.grid_table),
         experiment=lambda w: {k: v for k, v in EXP[w.grid_table].items() if k != "caption"},
-        metric=lambda w: runs.ACCURACY_METRICS.get(EXP[w.grid_table]["task"]),
+        metric=lambda w: GRID.metric(EXP[w.grid_table]["task"]),
         provenance=lambda w: GRID.provenance(EXP[w.grid_table]["task"]),
     localrule: True
     conda:

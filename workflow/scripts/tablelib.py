@@ -69,6 +69,7 @@ def provenance_columns(provenance: dict, meta_path) -> dict:
         "profile": provenance["profile"],
         "model": provenance["model"],
         "data_source": data_source(meta_path),
+        "data_license": "; ".join(meta.get("licenses") or ["not stated"]),
         "n_train": sizes.get("train"),
         "n_test": sizes.get("test"),
         "steps": provenance["steps"],
