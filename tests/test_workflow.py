@@ -1350,6 +1350,23 @@ def test_readme_splice_is_idempotent_and_keeps_the_rest(tmp_path, monkeypatch):
     assert not list(tmp_path.glob("*.tmp"))
 
 
+def test_readme_splice_of_a_study_goes_between_its_own_markers(tmp_path, monkeypatch):
+    rs = load_script("results_summary", monkeypatch)
+    readme, summary, study = tmp_path / "README.md", tmp_path / "summary.md", tmp_path / "sm_study.md"
+    readme.write_text(README_FAKE + "\n<!-- sm_study:begin -->\nold\n<!-- sm_study:end -->\n")
+    summary.write_text("S\n")
+    study.write_text("| study |\n")
+    rs.main(["--readme", str(readme), str(summary), str(study)])
+    assert readme.read_text() == (README_FAKE.replace("_placeholder_", "S")
+                                  + "\n<!-- sm_study:begin -->\n| study |\n<!-- sm_study:end -->\n")
+    other = tmp_path / "other.md"  # a study without markers: an error, the README left alone
+    other.write_text("x\n")
+    before = readme.read_text()
+    with pytest.raises(SystemExit, match="<!-- other:begin -->"):
+        rs.main(["--readme", str(readme), str(other)])
+    assert readme.read_text() == before
+
+
 def test_readme_results_section_has_the_markers(tmp_path, monkeypatch):
     rs = load_script("results_summary", monkeypatch)
     text = (ROOT / "README.md").read_text()
@@ -1480,10 +1497,10 @@ def test_study_table_pairs_each_setting_with_its_bc_runs(tmp_path, monkeypatch):
                            dir=run(f"sm{setting}{s}", q(sm), sm_log))]
     meta = tmp_path / "meta.json"
     meta.write_text(json.dumps({"source": "generator", "sizes": {"train": 50, "val": 10, "test": 20}}))
-    out = {"csv": str(tmp_path / "study.csv"), "png": str(tmp_path / "study.png")}
+    out = {"csv": str(tmp_path / "study.csv"), "png": str(tmp_path / "study.png"), "md": str(tmp_path / "study.md")}
     run_script("study_table", monkeypatch, params={"runs": runs_, "split": "val", "n_bootstrap": 500,
                                                    "settings": {"a": {"alpha": 0.1}, "b": {}}, "provenance": PROV},
-               input={"meta": str(meta)}, output=out)
+               input={"meta": str(meta)}, output=out, wildcards={"study": "mystudy"})
     df = pd.read_csv(out["csv"]).set_index("setting")
     a, b = df.loc["a"], df.loc["b"]
     assert a["sm_minus_bc"] == pytest.approx(0.2) and a["sm_minus_bc_per_seed"] == "+0.100 +0.200 +0.300"
@@ -1502,3 +1519,8 @@ def test_study_table_pairs_each_setting_with_its_bc_runs(tmp_path, monkeypatch):
     # backspace, 2/5, 2/5, 3/5 end correct -> 7/15 over seeds
     assert a["bc_bkspc_used"] == pytest.approx(0.5) and a["bc_correct_given_bkspc"] == pytest.approx(7 / 15)
     assert (tmp_path / "study.png").stat().st_size > 0
+    md = (tmp_path / "study.md").read_text().splitlines()
+    assert md[0].startswith("**mystudy** (ground_truth noise, η 0.05; the val split, 50 training rows; tiny llama, 3 seeds)")
+    assert "BC − MLE: +0.100 [+0.100, +0.100] (t 95 %; MLE 0.400)." in md[0]
+    assert "| **a** | alpha=0.1 | 0.700 | 0.500 | +0.200 |" in "\n".join(md)
+    assert any(line.startswith("| b | defaults | 0.400 | 0.500 | -0.100 |") for line in md)

@@ -234,6 +234,7 @@ rule study:
     output:
         csv=report("results/{study}.csv", caption="../report/study.rst", category="Studies"),
         png=report("results/{study}.png", caption="../report/study.rst", category="Studies"),
+        md="results/{study}.md",
     log:
         f"{LOGS}/tables/{{study}}.log",
     params:

@@ -231,39 +231,53 @@ def summarize(paths: dict) -> str:
 # ------------------------------------------------------------------------------ README splice
 
 
-def splice(text: str, summary: str, name: str = "README") -> str:
-    """text with everything between the BEGIN and END marker lines replaced by summary; the markers
-    and everything outside them stay as they are (splicing the same summary again changes nothing).
-    A marker counts only alone on its line (the README may quote it in prose)."""
+def markers(name: str = "results") -> tuple[str, str]:
+    """The marker lines of a spliced section: results (summary.md) or a study's name."""
+    return f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+
+
+def splice(text: str, summary: str, name: str = "README", section: str = "results") -> str:
+    """text with everything between the ``section``'s BEGIN and END marker lines replaced by summary;
+    the markers and everything outside them stay as they are (splicing the same summary again
+    changes nothing). A marker counts only alone on its line (the README may quote it in prose)."""
+    begin_marker, end_marker = markers(section)
     found = {}
-    for marker in (BEGIN, END):
+    for marker in (begin_marker, end_marker):
         hits = list(re.finditer(rf"^{re.escape(marker)}[ \t]*$", text, re.M))
         if len(hits) != 1:
             raise ValueError(f"{name}: the marker line {marker} must occur exactly once (found {len(hits)})")
         found[marker] = hits[0]
-    start, end = found[BEGIN].end(), found[END].start()
+    start, end = found[begin_marker].end(), found[end_marker].start()
     if end < start:
-        raise ValueError(f"{name}: {END} comes before {BEGIN}")
+        raise ValueError(f"{name}: {end_marker} comes before {begin_marker}")
     return text[:start] + "\n" + summary.strip("\n") + "\n" + text[end:]
 
 
+def section_of(path: str) -> str:
+    """results/summary.md -> 'results'; results/sm_study.md -> 'sm_study' (its markers' name)."""
+    stem = os.path.splitext(os.path.basename(path))[0]
+    return "results" if stem == "summary" else stem
+
+
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description="Splice results/summary.md into the README between "
-                                             f"{BEGIN} and {END}.")
-    ap.add_argument("summary", help="the markdown written by the rule results_summary (results/summary.md)")
+    ap = argparse.ArgumentParser(description="Splice results/summary.md (and a study's results/<study>.md) into "
+                                             f"the README between {BEGIN} and {END} (<!-- <study>:begin --> ...).")
+    ap.add_argument("summary", nargs="+", help="results/summary.md (the rule results_summary's) and/or "
+                                               "results/<study>.md (the rule study's)")
     ap.add_argument("--readme", required=True, help="the file to update in place (README.md)")
     args = ap.parse_args(argv)
     try:
-        with open(args.summary, encoding="utf-8") as f:
-            summary = f.read()
         with open(args.readme, encoding="utf-8") as f:
             text = f.read()
-        new = splice(text, summary, args.readme)
+        new = text
+        for path in args.summary:
+            with open(path, encoding="utf-8") as f:
+                new = splice(new, f.read(), args.readme, section_of(path))
     except (OSError, ValueError) as exc:
         sys.exit(f"results_summary: {exc}")
     if new != text:
         write_text(args.readme, new)
-    print(f"{args.readme}: results section {'updated' if new != text else 'unchanged'} from {args.summary}")
+    print(f"{args.readme}: {'updated' if new != text else 'unchanged'} from {', '.join(args.summary)}")
 
 
 if "snakemake" in globals():  # run by the rule results_summary

@@ -1,4 +1,4 @@
-"""results/<study>.{csv,png}: a study of named training settings (experiments.<study>.settings).
+"""results/<study>.{csv,png,md}: a study of named training settings (experiments.<study>.settings).
 
 For every noise type, eta and setting: each method's accuracy on the study's split (mean over
 seeds with a Student-t 95 % interval), SM − BC and BC − MLE paired by seed and question (mean, the
@@ -8,7 +8,8 @@ those end correct, and what the SM runs' training logs say about the SM phase
 (the SM gradient's cosine with BC's, the regulariser's gradient norm relative to BC's, the rollouts'
 <bkspc> rate and accuracy, V at the data rows' initial states), averaged over the SM phase's
 diagnostic lines and over seeds. `best` marks, per noise type and eta, the setting whose SM − BC
-mean is largest: the setting to take, chosen on this split."""
+mean is largest: the setting to take, chosen on this split. The markdown is the README's section
+on the study (spliced in by results_summary.py, between the study's marker lines)."""
 
 import json
 import math
@@ -22,7 +23,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from tablelib import (atomic_savefig, log_to, mean_sd, paired_bootstrap, provenance_columns, t_interval,  # noqa: E402
-                      write_csv)
+                      write_csv, write_text)
 
 log_to(snakemake)  # noqa: F821
 runs = snakemake.params.runs  # noqa: F821
@@ -144,3 +145,37 @@ for ax, ((noise, eta), sub) in zip(axes[0], groups):
     ax.legend(fontsize=7, loc="lower right")
 fig.tight_layout()
 atomic_savefig(fig, snakemake.output.png)  # noqa: F821
+
+
+def fmt(v, digits=3, signed=False) -> str:
+    return "n/a" if not np.isfinite(v) else f"{v:{'+' if signed else ''}.{digits}f}"
+
+
+def interval(lo, hi) -> str:
+    return "n/a" if not (np.isfinite(lo) and np.isfinite(hi)) else f"[{lo:+.3f}, {hi:+.3f}]"
+
+
+md = []
+for (noise, eta), sub in groups:
+    n = int(sub["sm_n_seeds"].min())
+    md += [f"**{snakemake.wildcards.study}** ({noise} noise, η {eta:g}; the {split} split, "  # noqa: F821
+           f"{prov['n_train']} training rows; {prov['model']}, {n} seeds): accuracy of each setting's SM runs and "
+           f"of the BC runs they are paired with (mean over seeds), SM − BC paired by seed and question with its "
+           f"bootstrap and t 95 % intervals and each seed's difference, and the SM phase's training diagnostics "
+           f"(mean over its logged steps): cosine of the SM gradient with BC's, the χ²-mixture regulariser's "
+           f"gradient norm over BC's, and the share of SM completions that use `<bkspc>`. BC − MLE: "
+           f"{fmt(sub['bc_minus_mle'].iloc[0], signed=True)} {interval(sub['bc_minus_mle_t95_low'].iloc[0], sub['bc_minus_mle_t95_high'].iloc[0])} "
+           f"(t 95 %; MLE {fmt(sub['mle_acc'].iloc[0])}).", "",
+           "| setting | overrides | SM | BC | SM − BC | bootstrap 95 % | t 95 % | per seed | cos(SM, BC) | "
+           "reg / BC | SM `<bkspc>` used |", "|" + "---|" * 11]
+    for r in sub.itertuples():
+        name = f"**{r.setting}**" if r.best else r.setting
+        md.append(f"| {name} | {r.overrides} | {fmt(r.sm_acc)} | {fmt(r.bc_acc)} | {fmt(r.sm_minus_bc, signed=True)} | "
+                  f"{interval(r.sm_minus_bc_ci95_low, r.sm_minus_bc_ci95_high)} | "
+                  f"{interval(r.sm_minus_bc_t95_low, r.sm_minus_bc_t95_high)} | {r.sm_minus_bc_per_seed} | "
+                  f"{fmt(r.sm_gcos_sm_bc)} | {fmt(r.sm_regularizer_over_bc, 2)} | {fmt(r.sm_bkspc_used)} |")
+    md.append("")
+md_path = getattr(snakemake.output, "md", None)  # noqa: F821
+if md_path:
+    write_text(md_path, "\n".join(md))
+print("\n".join(md))
