@@ -405,6 +405,12 @@ class Grid:
         built on request: ``snakemake --cores all results/<name>.csv``, not in the default target)."""
         return [name for name, exp in self.exp.items() if "task" in exp and "settings" in exp]
 
+    def default_setting(self, name: str) -> str | None:
+        """The study's setting that is the task's defaults (its SM runs are Figure 3's and the
+        other artifacts'), or None: what the outcome's test comparison is of."""
+        task = self.exp[name]["task"]
+        return next((s for s in self.exp[name]["settings"] if not self.setting_overrides(s, "sm", task)), None)
+
     def study_runs(self, name: str) -> list[dict]:
         """A study's runs: methods x noise types x etas x settings x seeds of its task, each with
         its coordinates and directory. Runs a setting does not change (MLE and BC runs of a setting

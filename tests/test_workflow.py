@@ -1524,3 +1524,35 @@ def test_study_table_pairs_each_setting_with_its_bc_runs(tmp_path, monkeypatch):
     assert "BC − MLE: +0.100 [+0.100, +0.100] (t 95 %; MLE 0.400)." in md[0]
     assert "| **a** | alpha=0.1 | 0.700 | 0.500 | +0.200 |" in "\n".join(md)
     assert any(line.startswith("| b | defaults | 0.400 | 0.500 | -0.100 |") for line in md)
+
+
+@pytest.mark.parametrize("t95, val_lows, kind", [
+    ((-0.04, 0.02), (-0.05, -0.02), "SequenceMatch does not beat BC by 0.03 or more"),
+    ((0.01, 0.09), (-0.05, -0.02), "SequenceMatch beats BC: SM − BC +0.020, t 95 % [+0.010, +0.090]"),
+    ((-0.09, -0.01), (-0.05, -0.02), "SequenceMatch is worse than BC"),
+    ((-0.04, 0.06), (-0.05, -0.02), "undecided"),
+    ((-0.04, 0.02), (-0.05, 0.01), "undecided"),  # a setting resolved a gain on validation
+])
+def test_outcome_follows_its_rule(tmp_path, monkeypatch, t95, val_lows, kind):
+    """The verdict of outcome.py from hand-made differences and study tables: a gain or a loss when
+    the test t interval excludes 0, a decisive negative when it stays below 0.03 and no setting
+    resolved a gain on validation, undecided otherwise."""
+    diff = tmp_path / "differences.csv"
+    pd.DataFrame([dict(metric="accuracy", noise="ground_truth", eta=0.05, comparison="SM - BC", mean=0.02,
+                       ci95_low=-0.01, ci95_high=0.05, t95_low=t95[0], t95_high=t95[1], per_seed="+0.010 +0.030",
+                       n_seeds=2, n_questions=200)]).to_csv(diff, index=False)
+    study = tmp_path / "sm_study.csv"
+    rows = []
+    for setting, low, reg in (("center", val_lows[0], 0.2), ("alpha1", val_lows[1], 2.5)):
+        rows.append(dict(noise="ground_truth", eta=0.05, setting=setting, overrides=f"o-{setting}",
+                         sm_minus_bc=low + 0.03, sm_minus_bc_t95_low=low, sm_minus_bc_t95_high=low + 0.06,
+                         sm_minus_bc_ci95_low=low + 0.01, sm_minus_bc_ci95_high=low + 0.05, sm_gcos_sm_bc=1 - reg / 5,
+                         sm_regularizer_over_bc=reg, sm_bkspc_used=reg / 5, bc_bkspc_used=0.1))
+    pd.DataFrame(rows).to_csv(study, index=False)
+    out = tmp_path / "outcome.md"
+    run_script("outcome", monkeypatch, input={"differences": str(diff), "studies": [str(study)]},
+               params={"chosen": {"sm_study": "center"}}, output={"md": str(out)})
+    text = out.read_text()
+    assert kind in text, text
+    assert "Figure 3 trains the default setting, center, validation" in text
+    assert "from center to alpha1 the χ²-mixture regulariser's gradient grew from 0.20× to 2.50× BC's" in text

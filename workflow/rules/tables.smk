@@ -248,3 +248,23 @@ rule study:
         "../envs/seqmatch.yaml"
     script:
         "../scripts/study_table.py"
+
+
+# The answer to "does SequenceMatch beat BC here?" (README): the studies (settings chosen on the
+# validation rows) and Figure 3's paired test differences at the default setting, by the rule of
+# workflow/scripts/outcome.py. Built with the studies: `snakemake --cores all results/outcome.md`.
+rule outcome:
+    input:
+        differences="results/differences.csv",
+        studies=[f"results/{name}.csv" for name in GRID.studies()],
+    output:
+        md="results/outcome.md",
+    log:
+        f"{LOGS}/tables/outcome.log",
+    params:
+        chosen={name: GRID.default_setting(name) for name in GRID.studies()},
+    localrule: True
+    conda:
+        "../envs/seqmatch.yaml"
+    script:
+        "../scripts/outcome.py"

@@ -1,0 +1,101 @@
+"""results/outcome.md: the answer to "does SequenceMatch beat BC here?" in one paragraph, from the
+studies (settings chosen on the validation rows, results/<study>.csv) and Figure 3's paired test
+differences (results/differences.csv), by a rule fixed before the test numbers were seen:
+
+* resolved gain: the t 95 % interval of SM − BC on the test questions lies above 0;
+* resolved loss: it lies below 0;
+* decisive negative: neither, but no study setting's validation t interval lies above 0 and the
+  test interval's upper end is below MIN_EFFECT: whatever SM adds is smaller than a gain worth the
+  name, at every setting studied;
+* otherwise undecided (more seeds needed), said as such.
+
+The t interval of the per-seed paired differences is the conservative one with three seeds (the
+bootstrap one resamples the seeds, understating their spread); both are quoted."""
+
+import math
+
+import pandas as pd
+
+from tablelib import log_to, num, write_text
+
+# the smallest SM − BC accuracy gain we would call a gain: 3 points, the order of the paper's own
+# arithmetic gains over BC (Tables 6 and 7: +0.02 to +0.06)
+MIN_EFFECT = 0.03
+
+log_to(snakemake)  # noqa: F821
+diff = pd.read_csv(snakemake.input.differences)  # noqa: F821
+chosen = snakemake.params.chosen  # noqa: F821  {study: the setting equal to the defaults, or None}
+
+
+def pm(v, signed=True) -> str:
+    return "n/a" if not math.isfinite(num(v)) else (f"{num(v):+.3f}" if signed else f"{num(v):.3f}")
+
+
+def iv(lo, hi) -> str:
+    return "n/a" if not (math.isfinite(num(lo)) and math.isfinite(num(hi))) else f"[{num(lo):+.3f}, {num(hi):+.3f}]"
+
+
+def test_row(noise: str, eta: float, metric: str = "accuracy", comparison: str = "SM - BC"):
+    r = diff[(diff.metric == metric) & (diff.noise == noise) & (diff.eta == eta) & (diff.comparison == comparison)]
+    return r.iloc[0] if len(r) else None
+
+
+paragraphs = []
+verdicts = []
+for path in snakemake.input.studies:  # noqa: F821
+    study = pd.read_csv(path, keep_default_na=False, na_values=[""])
+    name = path.rsplit("/", 1)[-1][: -len(".csv")]
+    for (noise, eta), sub in study.groupby(["noise", "eta"], sort=False):
+        above = sub[sub.sm_minus_bc_t95_low > 0]
+        below = sub[sub.sm_minus_bc_t95_high < 0]
+        best = sub.loc[sub.sm_minus_bc.idxmax()]
+        pick = chosen.get(name)
+        test = test_row(noise, float(eta))
+        rec = test_row(noise, float(eta), "recovery")
+        if test is None or pick is None:
+            verdict = "no test comparison (Figure 3 has no runs of this noise and η at the default setting)"
+            kind = "untested"
+        elif num(test.t95_low) > 0:
+            kind, verdict = "gain", f"SequenceMatch beats BC: SM − BC {pm(test['mean'])}, t 95 % {iv(test.t95_low, test.t95_high)}"
+        elif num(test.t95_high) < 0:
+            kind, verdict = "loss", f"SequenceMatch is worse than BC: SM − BC {pm(test['mean'])}, t 95 % {iv(test.t95_low, test.t95_high)}"
+        elif above.empty and num(test.t95_high) < MIN_EFFECT:
+            kind = "decisive negative"
+            verdict = (f"SequenceMatch does not beat BC by {MIN_EFFECT:.2f} or more: no setting's validation interval "
+                       f"lies above 0, and on the test questions SM − BC is {pm(test['mean'])}, t 95 % "
+                       f"{iv(test.t95_low, test.t95_high)}")
+        else:
+            kind = "undecided"
+            verdict = (f"undecided: SM − BC on the test questions is {pm(test['mean'])}, t 95 % "
+                       f"{iv(test.t95_low, test.t95_high)}, which neither excludes 0 nor a gain of {MIN_EFFECT:.2f}")
+        verdicts.append(kind)
+        text = [f"**{noise.replace('_', '-')} noise, η {float(eta):g}** (`{name}`): {verdict}."]
+        text.append(f"On the validation rows, {len(above)} of the {len(sub)} settings had an SM − BC t interval above 0 "
+                    f"and {len(below)} below it; the largest mean was {best.setting} ({best.overrides}), "
+                    f"{pm(best.sm_minus_bc)} (t {iv(best.sm_minus_bc_t95_low, best.sm_minus_bc_t95_high)}, "
+                    f"bootstrap {iv(best.sm_minus_bc_ci95_low, best.sm_minus_bc_ci95_high)}).")
+        if pick is not None and test is not None:
+            row = sub[sub.setting == pick]
+            val = (f", validation {pm(row.iloc[0].sm_minus_bc)} {iv(row.iloc[0].sm_minus_bc_t95_low, row.iloc[0].sm_minus_bc_t95_high)}"
+                   if len(row) else "")
+            text.append(f"Figure 3 trains the default setting, {pick}{val}; on the {int(test.n_questions)} test "
+                        f"questions over {int(test.n_seeds)} seeds SM − BC is {pm(test['mean'])} (bootstrap "
+                        f"{iv(test.ci95_low, test.ci95_high)}, t {iv(test.t95_low, test.t95_high)}; per seed "
+                        f"{test.per_seed})" + (f", and on mistake recovery {pm(rec['mean'])} (t {iv(rec.t95_low, rec.t95_high)})"
+                                               if rec is not None else "") + ".")
+        diag = sub.dropna(subset=["sm_gcos_sm_bc"])
+        if len(diag):
+            lo_a, hi_a = diag.loc[diag.sm_regularizer_over_bc.idxmin()], diag.loc[diag.sm_regularizer_over_bc.idxmax()]
+            text.append(f"What the SM phase did (training logs): from {lo_a.setting} to {hi_a.setting} the χ²-mixture "
+                        f"regulariser's gradient grew from {num(lo_a.sm_regularizer_over_bc):.2f}× to "
+                        f"{num(hi_a.sm_regularizer_over_bc):.2f}× BC's and the SM gradient's cosine with BC's fell from "
+                        f"{num(lo_a.sm_gcos_sm_bc):.2f} to {num(hi_a.sm_gcos_sm_bc):.2f}; SM completions used "
+                        f"`<bkspc>` in {num(lo_a.sm_bkspc_used):.0%} and {num(hi_a.sm_bkspc_used):.0%} of the "
+                        f"validation questions (BC {num(lo_a.bc_bkspc_used):.0%}), with SM − BC "
+                        f"{pm(lo_a.sm_minus_bc)} and {pm(hi_a.sm_minus_bc)}.")
+        paragraphs.append(" ".join(text))
+
+head = ("**Outcome** (written by `workflow/scripts/outcome.py` from `results/differences.csv` and the studies, by "
+        f"a rule fixed before the test numbers were seen; its smallest gain worth the name: {MIN_EFFECT:.2f}).")
+write_text(snakemake.output.md, "\n\n".join([head, *paragraphs]) + "\n")  # noqa: F821
+print("\n\n".join([head, *paragraphs]))
