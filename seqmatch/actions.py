@@ -199,10 +199,15 @@ def attention_mask_4d(
       True = attend.
     Padding queries see only themselves so that no row is empty.
     """
-    vis = visibility_mask(death) & state_mask.unsqueeze(-2)
+    # two [B, T, T] passes, not six: a padding key is never visible (its death is its own index,
+    # so j <= i < death[j] is empty), and a padding query gets its own diagonal entry; equal to
+    # (visibility_mask(death) & real keys) | (eye & padding queries)
     T = death.shape[-1]
-    eye = torch.eye(T, dtype=torch.bool, device=death.device)
-    vis = vis | (eye & ~state_mask.unsqueeze(-1))
+    idx = torch.arange(T, device=death.device)
+    death = torch.where(state_mask, death, idx)
+    lower = torch.ones(T, T, dtype=torch.bool, device=death.device).tril_()
+    vis = (idx.view(T, 1) < death.unsqueeze(-2)) & lower
+    vis.diagonal(dim1=-2, dim2=-1).logical_or_(~state_mask)
     vis = vis.unsqueeze(1)
     if attn_implementation == "eager":
         out = torch.zeros(vis.shape, dtype=dtype, device=death.device)

@@ -203,3 +203,23 @@ def test_single_pass_logits_equal_per_state_logits(arch, attn):
                 ref = model(input_ids=torch.tensor([state])).logits[0, -1]
                 diff = (logits[b, i] - ref).abs().max().item()
                 assert diff < 1e-5, (arch, attn, b, i, diff)
+
+
+def test_4d_mask_equals_its_definition_on_random_padded_batches():
+    """attention_mask_4d builds in two passes what its definition says: visibility from death for
+    real keys, nothing for padding keys, and padding queries see themselves."""
+    from seqmatch.actions import attention_mask_4d
+
+    g = torch.Generator().manual_seed(0)
+    for _ in range(20):
+        trajs = []
+        for _ in range(3):
+            n = int(torch.randint(1, 12, (1,), generator=g))
+            acts = torch.randint(4, 9, (n,), generator=g).tolist()
+            acts = [BKSPC if torch.rand(1, generator=g) < 0.3 else a for a in acts]
+            trajs.append(actions_to_inputs(acts, bos_id=BOS, bkspc_id=BKSPC))
+        b = collate(trajs, pad_id=PAD, pad_to=16)
+        T = b.death.shape[-1]
+        ref = visibility_mask(b.death) & b.state_mask.unsqueeze(-2)
+        ref = ref | (torch.eye(T, dtype=torch.bool) & ~b.state_mask.unsqueeze(-1))
+        assert torch.equal(attention_mask_4d(b.death, b.state_mask)[:, 0], ref)
