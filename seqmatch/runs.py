@@ -617,25 +617,33 @@ def _train_sections(config: dict):
             yield f"tasks.{task}.train", tcfg["train"]
 
 
-def rename_train_keys(config: dict, user: dict | None = None) -> list[str]:
+def rename_train_keys(config: dict, sources: list[dict] | None = None, names: list[str] | None = None) -> list[str]:
     """Replace, in place, the old names of train keys (``steps``, ``lr``, ``batch_size``, ...:
     ``seqmatch.config.ALIASES``) by the current ones, so that a config file of an earlier seqmatch
-    keeps working. ``user``: what the user gave on top of config.yaml (``--configfile`` files and
-    ``--config``, merged), where an old and a new name of one key with different values is an error
-    (one line each). The shipped files use the current names only, so an old name comes from the
-    user and overrides config.yaml's value."""
+    keeps working. ``sources``: the config's layers as given (config.yaml, each --configfile,
+    --config; ``names`` theirs), each renamed in place too. One source giving an old and a new name
+    of one key with different values is an error (one line each, naming the source); across
+    sources the later one wins under either name, as any other key does, so ``config`` (Snakemake's
+    merge of them) gets the value of the last source that set it."""
     from seqmatch.config import ALIASES, resolve_aliases
 
-    lines = []
-    for key, section in _train_sections(user or {}):
-        try:
-            resolve_aliases(section, f"config key '{key}'")
-        except ValueError as e:
-            lines.append(str(e))
-    for _, section in _train_sections(config):
+    lines, last = [], {}
+    for i, src in enumerate(sources or []):
+        for key, section in _train_sections(src):
+            where = f"config key '{key}'" + (f" in {names[i]}" if names else "")
+            try:
+                resolve_aliases(section, where)
+            except ValueError as e:
+                lines.append(str(e))
+            for old, new in ALIASES.items():
+                if old in section or new in section:
+                    last[(key, new)] = section.pop(old) if old in section else section[new]
+                    section[new] = last[(key, new)]
+    for key, section in _train_sections(config):
         for old, new in ALIASES.items():
             if old in section:
-                section[new] = section.pop(old)
+                value = section.pop(old)
+                section[new] = last.get((key, new), value)
     return lines
 
 

@@ -419,21 +419,32 @@ def test_a_setting_name_means_one_thing():
 
 def test_old_train_key_names_are_renamed_and_a_conflict_named():
     """A config of an earlier seqmatch (steps, lr, batch_size, ...) keeps working: the old names are
-    renamed before validation and override config.yaml's values (an old name comes from the user's
-    files); the user giving both names of one key with different values is one error naming both."""
-    cfg = copy.deepcopy(CONFIG)
-    cfg["train"].update(steps=7, lr=0.01)  # merged on top of config.yaml's max_steps
-    cfg["tasks"]["add_or_sub_in_base"]["train"]["grad_accum"] = 2
+    renamed before validation in the merged config and in each of its layers; across layers the
+    later one wins under either name (as for any key); one layer giving both names of one key with
+    different values is one error naming both and the layer."""
+    base = {"train": {"max_steps": 3, "learning_rate": 1.0}, "tasks": {"add_or_sub_in_base": {"train": {}}}}
     user = {"train": {"steps": 7, "lr": 0.01}, "tasks": {"add_or_sub_in_base": {"train": {"grad_accum": 2}}}}
-    assert runs.rename_train_keys(cfg, user) == []
+    cfg = copy.deepcopy(CONFIG)
+    cfg["train"].update(steps=7, lr=0.01)  # Snakemake's merge: the user's old names beside config.yaml's new
+    cfg["tasks"]["add_or_sub_in_base"]["train"]["grad_accum"] = 2
+    assert runs.rename_train_keys(cfg, [base, user], ["config.yaml", "my.yaml"]) == []
     assert cfg["train"]["max_steps"] == 7 and cfg["train"]["learning_rate"] == 0.01 and "steps" not in cfg["train"]
     assert list(cfg["train"])[0] == "max_steps"  # in its place (the job configs' text stays the same)
     assert cfg["tasks"]["add_or_sub_in_base"]["train"]["gradient_accumulation_steps"] == 2
+    assert user["train"] == {"max_steps": 7, "learning_rate": 0.01}  # the layers too
     assert runs.Grid(cfg).run_config("mul", "mle", "none", "0", "none", "0")["train"]["max_steps"] == 7
+    # a later layer's new name beats an earlier layer's old name, though the old name is renamed last
+    cfg = copy.deepcopy(CONFIG)
+    cfg["train"].update(steps=600, max_steps=6)
+    assert runs.rename_train_keys(cfg, [{"train": {"steps": 600}}, {"train": {"max_steps": 6}}]) == []
+    assert cfg["train"]["max_steps"] == 6 and "steps" not in cfg["train"]
+    cfg["train"].update(steps=600, max_steps=6)
+    assert runs.rename_train_keys(cfg, [{"train": {"max_steps": 6}}, {"train": {"steps": 600}}]) == []
+    assert cfg["train"]["max_steps"] == 600
     both = {"train": {"steps": 7, "max_steps": 9}}
-    assert runs.rename_train_keys(copy.deepcopy(CONFIG), both) == [
-        "config key 'train': steps=7 and max_steps=9: steps is the old name of max_steps; give one of them"]
-    assert runs.rename_train_keys(copy.deepcopy(CONFIG), {"train": {"steps": 9, "max_steps": 9}}) == []
+    assert runs.rename_train_keys(copy.deepcopy(CONFIG), [both], ["my.yaml"]) == [
+        "config key 'train' in my.yaml: steps=7 and max_steps=9: steps is the old name of max_steps; give one of them"]
+    assert runs.rename_train_keys(copy.deepcopy(CONFIG), [{"train": {"steps": 9, "max_steps": 9}}]) == []
 
 
 # ------------------------------------------------------------------ tasks of their own, precedence, --config
@@ -554,7 +565,7 @@ def test_a_later_config_file_wins_at_any_level():
     # is max_steps); an error says which file set each value
     cfg = copy.deepcopy(CONFIG)
     user = {"train": {"steps": 150}}
-    assert runs.rename_train_keys(user) == [] and user == {"train": {"max_steps": 150}}
+    assert runs.rename_train_keys({}, [user]) == [] and user == {"train": {"max_steps": 150}}
     cfg["train"]["max_steps"] = 150
     g = runs.Grid(cfg, [CONFIG, user], ["config.yaml", "my.yaml"])
     assert g.task_train("add_or_sub_in_base")["max_steps"] == 150  # not config.yaml's tasks.add_or_sub_in_base 200

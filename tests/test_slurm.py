@@ -129,7 +129,7 @@ def diagnostics(d: Path, *wds: Path) -> str:
 def reference_run(wd: Path, out: Path, env: dict) -> subprocess.Popen:
     """The same run config, trained here from step 0 without interruption (one thread, as the job)."""
     cfg = json.loads((wd / RUN / "run_config.json").read_text())
-    cfg["train"]["out_dir"] = str(out)
+    cfg["train"]["output_dir"] = str(out)
     path = out.parent / f"{out.name}_config.json"
     path.write_text(json.dumps(cfg))
     return subprocess.Popen([sys.executable, "-m", "seqmatch.train", "--config", str(path)], cwd=wd,

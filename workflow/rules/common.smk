@@ -41,17 +41,15 @@ def config_sources(cli):
     own = [os.path.abspath(f) for f in workflow.configfiles if os.path.abspath(f) not in user]
     files = ([] if settings.replace_workflow_config else own) + user
     names = [os.path.relpath(f) if not os.path.relpath(f).startswith("..") else f for f in files]
-    sources = [load_configfile(f) for f in files] + [cli]
-    for src in sources:  # old train key names (steps, lr, ...) layer as the current ones
-        runs.rename_train_keys(src)
-    return sources, names + ["--config"]
+    return [load_configfile(f) for f in files] + [cli], names + ["--config"]
 
 
 def validate_config(cfg, sources, names):
     """Validate against the schema (snakemake.utils.validate); on failure raise one error that
     names every bad key. Runs while the Snakefile is parsed, i.e. before any job. Train keys of
-    an earlier seqmatch (steps, lr, ...) are renamed first (runs.rename_train_keys)."""
-    lines = runs.rename_train_keys(cfg, workflow.config_settings.overwrite_config)
+    an earlier seqmatch (steps, lr, ...) are renamed first, in the config and in each of its layers,
+    the later layer winning under either name (runs.rename_train_keys)."""
+    lines = runs.rename_train_keys(cfg, sources, names)
     if lines:
         raise WorkflowError("Invalid configuration (nothing was run):\n  - " + "\n  - ".join(lines))
     try:

@@ -4,13 +4,19 @@ family (training per task, evaluation per task, data and tokenizers, figures and
 job-minutes (the sum of the jobs' wall times; with two jobs side by side the run's wall time is
 about half) and their share, and a last row for the whole run: the span from the first job's start
 to the last job's end (each start is the benchmark file's time minus the job's seconds), which is
-the run's wall time when every job ran in one `snakemake` invocation."""
+the run's wall time when every job ran in one `snakemake` invocation, and the whole run's
+job-minutes over two cores (the wall time of a run that keeps 2 cores busy: the README's machine).
+
+Jobs that only a study needs (runs of a setting, `<divergence>+<setting>`, and validation-row
+evaluations, `_val.tsv`) are not the default target's and are left out, so the budget is the same
+in a directory where a study ran too."""
 
 import glob
 import os
 
 import pandas as pd
 
+from seqmatch.runs import SETTING_SEP
 from tablelib import log_to, write_csv
 
 log_to(snakemake)  # noqa: F821
@@ -36,6 +42,8 @@ rows, starts, ends = [], [], []
 for path in sorted(glob.glob(os.path.join(bench, "**", "*.tsv"), recursive=True)):
     rel = os.path.relpath(path, bench)
     top, rest = rel.split(os.sep, 1)
+    if SETTING_SEP in rel or rel.endswith("_val.tsv"):  # a study's job, not the default target's
+        continue
     seconds = float(pd.read_csv(path, sep="\t")["s"].iloc[-1])
     end = os.path.getmtime(path)
     starts.append(end - seconds)
@@ -51,5 +59,6 @@ span = (max(ends) - min(starts)) / 60 if starts else float("nan")
 agg.loc[len(agg)] = {"family": "all jobs (span of the run: wall minutes)", "jobs": int(agg["jobs"].sum()),
                      "job_minutes": total, "share": 1.0}
 agg["wall_minutes"] = [float("nan")] * (len(agg) - 1) + [span]
-write_csv(agg.round({"job_minutes": 2, "share": 3, "wall_minutes": 2}), snakemake.output.csv)  # noqa: F821
+agg["two_core_minutes"] = [float("nan")] * (len(agg) - 1) + [total / 2]
+write_csv(agg.round({"job_minutes": 2, "share": 3, "wall_minutes": 2, "two_core_minutes": 2}), snakemake.output.csv)  # noqa: F821
 print(agg.to_string())
