@@ -1242,11 +1242,11 @@ def write_fake_results(d: Path) -> dict:
                         for m, c, mu, lo, hi, tlo, thi, ps in [
                             ("accuracy", "SM - BC", 0.0125, -0.04, 0.065, -0.019, 0.044, "+0.010 +0.015"),
                             ("recovery", "BC - MLE", 0.13, 0.08, 0.18, 0.003, 0.257, "+0.120 +0.140")]],
-        "time_budget": [dict(family=f, jobs=j, job_minutes=m, share=sh, wall_minutes=w, two_core_minutes=w2)
-                        for f, j, m, sh, w, w2 in [
-            ("train: add_or_sub_in_base", 20, 60.0, 0.75, nan, nan),
-            ("evaluate: add_or_sub_in_base", 20, 20.0, 0.25, nan, nan),
-            ("all jobs (span of the run: wall minutes)", 40, 80.0, 1.0, 45.5, 40.0)]],
+        "time_budget": [dict(family=f, jobs=j, job_minutes=m, core_minutes=c, share=sh, wall_minutes=w,
+                             two_core_minutes=w2) for f, j, m, c, sh, w, w2 in [
+            ("train: add_or_sub_in_base", 20, 60.0, 54.0, 0.75, nan, nan),
+            ("evaluate: add_or_sub_in_base", 20, 20.0, 18.0, 0.25, nan, nan),
+            ("all jobs (span of the run: wall minutes)", 40, 80.0, 72.0, 1.0, 45.5, 36.0)]],
         "ablation": [dict(divergence=dv, noise_type=n, eta=0.2, accuracy_mean=a, accuracy_sd=nan, n_seeds=1,
                           nonfinite_skipped=0, **prov)
                      for dv, n, a in [("chi2_mix", "ground_truth", 0.155), ("chi2_mix", "random", 0.165),
@@ -1293,9 +1293,9 @@ def test_results_summary_markdown(tmp_path, monkeypatch):
         "+0.010 +0.015 |",
         "| mistake recovery | ground_truth | 0.05 | BC - MLE | +0.130 | [+0.080, +0.180] | [+0.003, +0.257] | "
         "+0.120 +0.140 |",
-        "| rule family | jobs | job-minutes | share |",
-        "| train: add_or_sub_in_base | 20 | 60.0 | 75 % |",
-        "| evaluate: add_or_sub_in_base | 20 | 20.0 | 25 % |",
+        "| rule family | jobs | core-minutes | share |",
+        "| train: add_or_sub_in_base | 20 | 54.0 | 75 % |",
+        "| evaluate: add_or_sub_in_base | 20 | 18.0 | 25 % |",
         "| divergence | ground_truth | random |",
         "| chi2_mix | 0.155 | 0.165 |",
         "| js | 0.185 | n/a |",
@@ -1305,8 +1305,8 @@ def test_results_summary_markdown(tmp_path, monkeypatch):
     assert "the first 200 test questions" in md
     assert "test accuracy, mean over 2 seeds with the 95 % Student-t interval [low, high] and the sd between " \
            "seeds (tiny" in md
-    assert ("40 jobs, 80.0 job-minutes, i.e. 40.0 minutes of 2 busy cores; 45.5 minutes from the first job's "
-            "start to the last one's end") in md
+    assert ("40 jobs, 72.0 core-minutes of CPU time (80.0 job-minutes of wall time), i.e. 36.0 minutes of 2 busy "
+            "cores; 45.5 minutes from the first job's start to the last one's end") in md
     assert "**Table 5**: en→fr BLEU, one seed;" in md
     assert "**Table 6**: multiplication accuracy, mean ± sd over 2 seeds;" in md
     assert "(tiny llama, 7 steps, data generator)" in md
@@ -1455,10 +1455,11 @@ def test_time_budget_sums_benchmarks_per_family_and_spans_the_run(tmp_path, monk
         # a study's jobs: not the default target's, left out (also from the span)
         ("train/add_or_sub_in_base/sm-ground_truth-eta0.05-chi2_mix+alpha1/seed0.tsv", 500.0, 2000.0),
         ("evaluate/add_or_sub_in_base/mle-none-eta0-none/seed0_val.tsv", 9.0, 100.0)]
-    for rel, sec, end in jobs:
+    for rel, sec, end in jobs:  # CPU time: 90 % of the wall time, except text's training: 150 % (2 threads)
         p = bench / rel
         p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_text(f"s\th:m:s\tmax_rss\n{sec}\t0:00:00\t1\n")
+        cpu = sec * (1.5 if rel.startswith("train/text") else 0.9)
+        p.write_text(f"s\th:m:s\tmax_rss\tcpu_time\n{sec}\t0:00:00\t1\t{cpu}\n")
         os.utime(p, (end, end))
     out = tmp_path / "time_budget.csv"
     run_script("time_budget", monkeypatch, params={"benchmarks": str(bench)}, output={"csv": str(out)})
@@ -1474,7 +1475,11 @@ def test_time_budget_sums_benchmarks_per_family_and_spans_the_run(tmp_path, monk
     assert total["jobs"] == 7 and total["job_minutes"] == pytest.approx(9.1)
     # first start 700 - 12 = 688, last end 1300: 612 s
     assert total["wall_minutes"] == pytest.approx(612 / 60, abs=0.01)
-    assert total["two_core_minutes"] == pytest.approx(9.1 / 2, abs=0.01)
+    # core-minutes: 0.9 * 4.1 min + 1.5 * 5 min = 11.19; over 2 cores 5.595
+    assert df.loc["train: text", "core_minutes"] == pytest.approx(7.5)
+    assert df.loc["train: add_or_sub_in_base", "core_minutes"] == pytest.approx(2.7)
+    assert total["core_minutes"] == pytest.approx(11.19) and total["two_core_minutes"] == pytest.approx(5.6, abs=0.01)
+    assert df.loc["train: text", "share"] == pytest.approx(7.5 / 11.19, abs=1e-3)
     assert df.iloc[:-1]["share"].sum() == pytest.approx(1.0, abs=0.01)
     assert list(df.index[:2]) == ["train: text", "train: add_or_sub_in_base"]  # largest first
 

@@ -203,16 +203,18 @@ def ablation(paths) -> list[str]:
 
 def time_budget(paths) -> list[str]:
     df = pd.read_csv(paths["time_budget"], keep_default_na=False, na_values=[""])
-    need(df, paths["time_budget"], ["family", "jobs", "job_minutes", "share", "wall_minutes"])
+    need(df, paths["time_budget"], ["family", "jobs", "job_minutes", "core_minutes", "share", "wall_minutes",
+                                    "two_core_minutes"])
     last = df.iloc[-1]
     out = [f"**Time budget** of the run behind these numbers (`results/time_budget.csv`, from the jobs' "
            f"Snakemake benchmarks; a study's jobs left out): {int(last['jobs'])} jobs, "
-           f"{num(last['job_minutes']):.1f} job-minutes, i.e. {num(last.get('two_core_minutes')):.1f} minutes "
-           f"of 2 busy cores; {num(last['wall_minutes']):.1f} minutes from the first job's start to the last "
-           f"one's end (the run's wall time where it ran in one invocation from nothing).", ""]
-    rows = [[r.family, int(r.jobs), f"{num(r.job_minutes):.1f}", f"{100 * num(r.share):.0f} %"]
+           f"{num(last['core_minutes']):.1f} core-minutes of CPU time ({num(last['job_minutes']):.1f} job-minutes "
+           f"of wall time), i.e. {num(last['two_core_minutes']):.1f} minutes of 2 busy cores; "
+           f"{num(last['wall_minutes']):.1f} minutes from the first job's start to the last one's end (the run's "
+           f"wall time where it ran in one invocation from nothing, on a machine nothing else used).", ""]
+    rows = [[r.family, int(r.jobs), f"{num(r.core_minutes):.1f}", f"{100 * num(r.share):.0f} %"]
             for r in df.iloc[:-1].itertuples()]
-    return out + table(["rule family", "jobs", "job-minutes", "share"], rows)
+    return out + table(["rule family", "jobs", "core-minutes", "share"], rows)
 
 
 def summarize(paths: dict) -> str:

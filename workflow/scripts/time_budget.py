@@ -1,11 +1,12 @@
 """results/time_budget.csv: where the default target's compute goes, from the jobs' Snakemake
 benchmark files (resources/benchmarks/<rule>/...tsv, one per job that ran). One row per rule
 family (training per task, evaluation per task, data and tokenizers, figures and tables): jobs,
-job-minutes (the sum of the jobs' wall times; with two jobs side by side the run's wall time is
-about half) and their share, and a last row for the whole run: the span from the first job's start
-to the last job's end (each start is the benchmark file's time minus the job's seconds), which is
-the run's wall time when every job ran in one `snakemake` invocation, and the whole run's
-job-minutes over two cores (the wall time of a run that keeps 2 cores busy: the README's machine).
+job-minutes (the sum of the jobs' wall times), core-minutes (the sum of their CPU times, which a
+shared machine inflates much less than wall times: what the family costs) and their share, and a
+last row for the whole run: the span from the first job's start to the last job's end (each start
+is the benchmark file's time minus the job's seconds), which is the run's wall time when every job
+ran in one `snakemake` invocation, and the whole run's core-minutes over two cores (the wall time
+of a run that keeps 2 cores busy, the README's machine, without waits in the DAG).
 
 Jobs that only a study needs (runs of a setting, `<divergence>+<setting>`, and validation-row
 evaluations, `_val.tsv`) are not the default target's and are left out, so the budget is the same
@@ -44,21 +45,25 @@ for path in sorted(glob.glob(os.path.join(bench, "**", "*.tsv"), recursive=True)
     top, rest = rel.split(os.sep, 1)
     if SETTING_SEP in rel or rel.endswith("_val.tsv"):  # a study's job, not the default target's
         continue
-    seconds = float(pd.read_csv(path, sep="\t")["s"].iloc[-1])
+    row = pd.read_csv(path, sep="\t").iloc[-1]
+    seconds = float(row["s"])
+    cpu = float(row["cpu_time"]) if "cpu_time" in row and pd.notna(row["cpu_time"]) else seconds
     end = os.path.getmtime(path)
     starts.append(end - seconds)
     ends.append(end)
-    rows.append({"family": family(top, rest), "seconds": seconds})
+    rows.append({"family": family(top, rest), "seconds": seconds, "cpu": cpu})
 
-df = pd.DataFrame(rows, columns=["family", "seconds"])
-agg = df.groupby("family").agg(jobs=("seconds", "size"), job_minutes=("seconds", lambda s: s.sum() / 60))
-agg = agg.sort_values("job_minutes", ascending=False).reset_index()
-total = agg["job_minutes"].sum()
-agg["share"] = agg["job_minutes"] / total if total else 0.0
+df = pd.DataFrame(rows, columns=["family", "seconds", "cpu"])
+agg = df.groupby("family").agg(jobs=("seconds", "size"), job_minutes=("seconds", lambda s: s.sum() / 60),
+                               core_minutes=("cpu", lambda s: s.sum() / 60))
+agg = agg.sort_values("core_minutes", ascending=False).reset_index()
+total, cores = agg["job_minutes"].sum(), agg["core_minutes"].sum()
+agg["share"] = agg["core_minutes"] / cores if cores else 0.0
 span = (max(ends) - min(starts)) / 60 if starts else float("nan")
 agg.loc[len(agg)] = {"family": "all jobs (span of the run: wall minutes)", "jobs": int(agg["jobs"].sum()),
-                     "job_minutes": total, "share": 1.0}
+                     "job_minutes": total, "core_minutes": cores, "share": 1.0}
 agg["wall_minutes"] = [float("nan")] * (len(agg) - 1) + [span]
-agg["two_core_minutes"] = [float("nan")] * (len(agg) - 1) + [total / 2]
-write_csv(agg.round({"job_minutes": 2, "share": 3, "wall_minutes": 2, "two_core_minutes": 2}), snakemake.output.csv)  # noqa: F821
+agg["two_core_minutes"] = [float("nan")] * (len(agg) - 1) + [cores / 2]
+write_csv(agg.round({"job_minutes": 2, "core_minutes": 2, "share": 3, "wall_minutes": 2, "two_core_minutes": 2}),
+          snakemake.output.csv)  # noqa: F821
 print(agg.to_string())
