@@ -1541,6 +1541,33 @@ def test_study_table_pairs_each_setting_with_its_bc_runs(tmp_path, monkeypatch):
     assert any(line.startswith("| b | defaults | 0.400 | 0.500 | -0.100 |") for line in md)
 
 
+def test_outcome_tests_the_best_validation_setting_where_a_test_study_has_it(tmp_path, monkeypatch):
+    """With a split: test study holding the validation study's best setting, the verdict is that
+    setting's test interval (here above 0: a gain), not Figure 3's default one (which holds 0)."""
+    diff = tmp_path / "differences.csv"
+    pd.DataFrame([dict(metric="accuracy", noise="ground_truth", eta=0.05, comparison="SM - BC", mean=0.0,
+                       ci95_low=-0.02, ci95_high=0.02, t95_low=-0.03, t95_high=0.03, per_seed="-0.010 +0.010",
+                       n_seeds=2, n_questions=200)]).to_csv(diff, index=False)
+    common = dict(noise="ground_truth", eta=0.05, sm_gcos_sm_bc=0.9, sm_regularizer_over_bc=0.2, sm_bkspc_used=0.1,
+                  bc_bkspc_used=0.1)
+    study = tmp_path / "sm_study.csv"
+    pd.DataFrame([dict(setting=n, overrides=n, sm_minus_bc=m, sm_minus_bc_t95_low=m - 0.01, sm_minus_bc_t95_high=m + 0.01,
+                       sm_minus_bc_ci95_low=m - 0.01, sm_minus_bc_ci95_high=m + 0.01, **common)
+                  for n, m in (("center", 0.0), ("late", 0.02))]).to_csv(study, index=False)
+    test = tmp_path / "sm_study_test.csv"
+    pd.DataFrame([dict(setting="late", sm_minus_bc=0.025, sm_minus_bc_t95_low=0.005, sm_minus_bc_t95_high=0.045,
+                       sm_minus_bc_ci95_low=0.01, sm_minus_bc_ci95_high=0.04, sm_minus_bc_per_seed="+0.020 +0.030",
+                       sm_n_seeds=2, n_test=200, sm_acc=0.6, bc_acc=0.575, **common)]).to_csv(test, index=False)
+    out = tmp_path / "outcome.md"
+    run_script("outcome", monkeypatch, input={"differences": str(diff), "studies": [str(study)], "tests": [str(test)]},
+               params={"chosen": {"sm_study": "center"}}, output={"md": str(out)})
+    text = out.read_text()
+    assert "SequenceMatch beats BC: SM − BC +0.025, t 95 % [+0.005, +0.045]" in text, text
+    assert "The chosen setting, late, validation +0.020 [+0.010, +0.030], scored once on the test questions " \
+           "(`results/sm_study_test.csv`): over 2 seeds and 200 questions" in text
+    assert "Figure 3's runs, at the default setting center: SM − BC +0.000 (t [-0.030, +0.030])" in text
+
+
 @pytest.mark.parametrize("t95, val_lows, kind", [
     ((-0.04, 0.02), (-0.05, -0.02), "SequenceMatch does not beat BC by 0.03 or more"),
     ((0.01, 0.09), (-0.05, -0.02), "SequenceMatch beats BC: SM − BC +0.020, t 95 % [+0.010, +0.090]"),
