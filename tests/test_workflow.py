@@ -174,7 +174,7 @@ def test_shipped_configs_are_valid_and_documented():
 
 BAD_CONFIGS = [
     ({"train": {"max_steps": "many"}}, "train.max_steps", "wrong type"),
-    ({"train": {"steps": 5, "max_steps": 6}}, "train': steps=5 and max_steps=6", "old and new name"),
+    ({"train": {"steps": 5, "max_steps": 6}}, "train' in bad.yaml: steps=5 and max_steps=6", "old and new name"),
     ({"train": {"gamma": 1.0}}, "train.gamma", "gamma >= 1"),
     ({"tasks": {"text": {"train": {"gamma": 1.5}}}}, "tasks.text.train.gamma", "task gamma >= 1"),
     ({"experiments": {"table2": {"eta": -0.1}}}, "experiments.table2.eta", "eta < 0"),
@@ -1573,7 +1573,7 @@ def test_outcome_tests_the_best_validation_setting_where_a_test_study_has_it(tmp
     ((0.01, 0.09), (-0.05, -0.02), "SequenceMatch beats BC: SM − BC +0.020, t 95 % [+0.010, +0.090]"),
     ((-0.09, -0.01), (-0.05, -0.02), "SequenceMatch is worse than BC"),
     ((-0.04, 0.06), (-0.05, -0.02), "undecided"),
-    ((-0.04, 0.02), (-0.05, 0.01), "undecided"),  # a setting resolved a gain on validation
+    ((-0.04, 0.02), (-0.05, 0.01), "below a gain of 0.03, but alpha1 resolved a gain on the validation rows"),
 ])
 def test_outcome_follows_its_rule(tmp_path, monkeypatch, t95, val_lows, kind):
     """The verdict of outcome.py from hand-made differences and study tables: a gain or a loss when

@@ -88,6 +88,12 @@ for path in snakemake.input.studies:  # noqa: F821
             verdict = (f"SequenceMatch does not beat BC by {MIN_EFFECT:.2f} or more: no setting's validation interval "
                        f"lies above 0, and on the test questions SM − BC is {pm(test['mean'])}, t 95 % "
                        f"{iv(test.t95_low, test.t95_high)}")
+        elif num(test.t95_high) < MIN_EFFECT:  # only a validation gain stands against a decisive negative
+            kind = "undecided"
+            verdict = (f"undecided: SM − BC on the test questions is {pm(test['mean'])}, t 95 % "
+                       f"{iv(test.t95_low, test.t95_high)}, below a gain of {MIN_EFFECT:.2f}, but "
+                       f"{', '.join(above.setting)} resolved a gain on the validation rows, which the rule counts "
+                       f"against a decisive negative")
         else:
             kind = "undecided"
             verdict = (f"undecided: SM − BC on the test questions is {pm(test['mean'])}, t 95 % "
