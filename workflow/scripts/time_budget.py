@@ -58,7 +58,8 @@ agg = df.groupby("family").agg(jobs=("seconds", "size"), job_minutes=("seconds",
                                core_minutes=("cpu", lambda s: s.sum() / 60))
 agg = agg.sort_values("core_minutes", ascending=False).reset_index()
 total, cores = agg["job_minutes"].sum(), agg["core_minutes"].sum()
-agg["share"] = agg["core_minutes"] / cores if cores else 0.0
+# shares of CPU time; of wall time where the jobs took none worth counting (instant stand-ins)
+agg["share"] = agg["core_minutes"] / cores if cores > 0 else (agg["job_minutes"] / total if total else 0.0)
 span = (max(ends) - min(starts)) / 60 if starts else float("nan")
 agg.loc[len(agg)] = {"family": "all jobs (span of the run: wall minutes)", "jobs": int(agg["jobs"].sum()),
                      "job_minutes": total, "core_minutes": cores, "share": 1.0}
