@@ -28,7 +28,11 @@ log_to(snakemake)  # noqa: F821
 diff = pd.read_csv(snakemake.input.differences)  # noqa: F821
 chosen = snakemake.params.chosen  # noqa: F821  {study: the setting equal to the defaults, or None}
 # studies scored on the test questions (split: test): the settings chosen on validation, tested once
-tests = [(p.rsplit("/", 1)[-1][: -len(".csv")], pd.read_csv(p, keep_default_na=False, na_values=[""]))
+def stem(path: str) -> str:
+    return path.rsplit("/", 1)[-1][: -len(".csv")]
+
+
+tests = [(stem(p), pd.read_csv(p, keep_default_na=False, na_values=[""]))
          for p in getattr(snakemake.input, "tests", [])]  # noqa: F821
 
 
@@ -55,15 +59,14 @@ def tested_setting(noise: str, eta: float, setting: str):
             return name, pd.Series({"mean": r.sm_minus_bc, "ci95_low": r.sm_minus_bc_ci95_low,
                                     "ci95_high": r.sm_minus_bc_ci95_high, "t95_low": r.sm_minus_bc_t95_low,
                                     "t95_high": r.sm_minus_bc_t95_high, "per_seed": r.sm_minus_bc_per_seed,
-                                    "n_seeds": r.sm_n_seeds, "n_questions": r.n_test, "sm": r.sm_acc, "bc": r.bc_acc})
+                                    "n_seeds": r.sm_n_seeds, "n_questions": r.n_test})
     return None, None
 
 
 paragraphs = []
-verdicts = []
 for path in snakemake.input.studies:  # noqa: F821
     study = pd.read_csv(path, keep_default_na=False, na_values=[""])
-    name = path.rsplit("/", 1)[-1][: -len(".csv")]
+    name = stem(path)
     for (noise, eta), sub in study.groupby(["noise", "eta"], sort=False):
         above = sub[sub.sm_minus_bc_t95_low > 0]
         below = sub[sub.sm_minus_bc_t95_high < 0]
@@ -78,27 +81,22 @@ for path in snakemake.input.studies:  # noqa: F821
                 pick, test, rec = best.setting, tested, None
         if test is None or pick is None:
             verdict = "no test comparison (Figure 3 has no runs of this noise and η at the default setting)"
-            kind = "untested"
         elif num(test.t95_low) > 0:
-            kind, verdict = "gain", f"SequenceMatch beats BC: SM − BC {pm(test['mean'])}, t 95 % {iv(test.t95_low, test.t95_high)}"
+            verdict = f"SequenceMatch beats BC: SM − BC {pm(test['mean'])}, t 95 % {iv(test.t95_low, test.t95_high)}"
         elif num(test.t95_high) < 0:
-            kind, verdict = "loss", f"SequenceMatch is worse than BC: SM − BC {pm(test['mean'])}, t 95 % {iv(test.t95_low, test.t95_high)}"
+            verdict = f"SequenceMatch is worse than BC: SM − BC {pm(test['mean'])}, t 95 % {iv(test.t95_low, test.t95_high)}"
         elif above.empty and num(test.t95_high) < MIN_EFFECT:
-            kind = "decisive negative"
             verdict = (f"SequenceMatch does not beat BC by {MIN_EFFECT:.2f} or more: no setting's validation interval "
                        f"lies above 0, and on the test questions SM − BC is {pm(test['mean'])}, t 95 % "
                        f"{iv(test.t95_low, test.t95_high)}")
         elif num(test.t95_high) < MIN_EFFECT:  # only a validation gain stands against a decisive negative
-            kind = "undecided"
             verdict = (f"undecided: SM − BC on the test questions is {pm(test['mean'])}, t 95 % "
                        f"{iv(test.t95_low, test.t95_high)}, below a gain of {MIN_EFFECT:.2f}, but "
                        f"{', '.join(above.setting)} resolved a gain on the validation rows, which the rule counts "
                        f"against a decisive negative")
         else:
-            kind = "undecided"
             verdict = (f"undecided: SM − BC on the test questions is {pm(test['mean'])}, t 95 % "
                        f"{iv(test.t95_low, test.t95_high)}, which neither excludes 0 nor a gain of {MIN_EFFECT:.2f}")
-        verdicts.append(kind)
         text = [f"**{noise.replace('_', '-')} noise, η {float(eta):g}** (`{name}`): {verdict}."]
         text.append(f"On the validation rows, {len(above)} of the {len(sub)} settings had an SM − BC t interval above 0 "
                     f"and {len(below)} below it; the largest mean was {best.setting} ({best.overrides}), "
