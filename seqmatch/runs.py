@@ -343,6 +343,17 @@ class Grid:
         over = {k: v for k, v in (self.settings()[setting] if setting else {}).items() if base.get(k) != v}
         return over if method == "sm" else {k: v for k, v in over.items() if k not in SM_PHASE_KEYS}
 
+    def run_setting(self, setting: str | None, method: str, task: str) -> str | None:
+        """The setting that names ``setting``'s run of ``method``: None where it changes nothing
+        of that run (the defaults' run), else the first setting, in the order the experiments and
+        their settings are written, that changes the run the same way. Equal runs share one
+        directory: the MLE and BC runs of every setting that differs from the defaults in
+        max_steps alone, say, are trained once, not once per setting."""
+        over = self.setting_overrides(setting, method, task) if setting else {}
+        if not over:
+            return None
+        return next(s for s in self.settings() if self.setting_overrides(s, method, task) == over)
+
     # ---- run names
     def canonical(self, task, method, seed, noise="none", eta=0.0, divergence=None, setting=None) -> dict:
         """The canonical coordinates of a run: MLE/ULK carry no noise; eta 0 and noise 'none' are
@@ -355,7 +366,8 @@ class Grid:
             divergence = divergence or self.task_train(task).get("divergence", "chi2_mix")
         else:
             divergence = "none"
-        if setting and self.setting_overrides(setting, method, task):
+        setting = self.run_setting(setting, method, task)
+        if setting:
             divergence = f"{divergence}{SETTING_SEP}{setting}"
         return dict(task=task, method=method, noise=noise, eta=fmt_eta(eta), divergence=divergence,
                     seed=int(seed))
@@ -364,9 +376,14 @@ class Grid:
         return RUN.format(**self.canonical(task, method, seed, noise, eta, divergence, setting))
 
     def run_train(self, task, method, divergence_field="none") -> dict:
-        """The TrainConfig values of a run: the task's, with its setting's overrides on top."""
+        """The TrainConfig values of a run: the task's, with its setting's overrides on top. A BC
+        run of a setting (one that changes what BC trains, ``run_setting``) writes its warm-up
+        snapshot at that setting's bc_warmup_steps, where the setting's SM runs start."""
         _, setting = split_divergence(divergence_field)
-        return {**self.task_train(task), **self.setting_overrides(setting, method, task)}
+        train = {**self.task_train(task), **self.setting_overrides(setting, method, task)}
+        if method == "bc" and setting and self.setting_overrides(setting, method, task):
+            train["bc_warmup_steps"] = self.settings()[setting].get("bc_warmup_steps", train["bc_warmup_steps"])
+        return train
 
     # ---- the runs behind each artifact
     def figure3_runs(self) -> list[dict]:
@@ -513,14 +530,18 @@ class Grid:
         on the run alone, not on what else the grid holds. None for MLE and ULK runs, and where
         there is no warm-up (not ``warm_startable``: bc_warmup_steps 0 or >= steps). A study
         setting's SM run starts from the BC run of that setting (the defaults' BC run where the
-        setting changes only SM-phase keys); one that moves ``bc_warmup_steps`` trains its own
-        warm-up (None: the BC run's snapshot is at another step; the steps are the same)."""
+        setting changes only SM-phase keys) where the two agree on every ``WARM_START_KEYS`` value;
+        one whose SM phase starts at another step than that BC run's snapshot trains its own warm-up
+        (None; its steps are the same as the BC run's)."""
         _, setting = split_divergence(divergence_field)
         train = self.run_train(task, method, divergence_field)
         if method not in ("sm", "bc") or not warm_startable({**train, "method": "sm"}):
             return None
-        if method == "sm" and "bc_warmup_steps" in self.setting_overrides(setting, "sm", task):
-            return None
+        bc_setting = self.run_setting(setting, "bc", task)
+        if method == "sm":
+            bc = self.run_train(task, "bc", f"none{SETTING_SEP}{bc_setting}" if bc_setting else "none")
+            if any(train.get(k) != bc.get(k) for k in WARM_START_KEYS):
+                return None
         return self.run_dir(task, "bc", seed, noise, eta, setting=setting)
 
     def run_config(self, task, method, noise, eta, divergence, seed, stop_after_warmup=False) -> dict:

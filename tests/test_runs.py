@@ -393,6 +393,39 @@ def test_a_study_setting_run_config_and_warm_start():
         f"{ADD}/bc-ground_truth-eta0.05-none+long/seed1"
 
 
+def test_settings_that_change_a_run_alike_share_it_and_its_warm_up():
+    """Defaults moved on past a study: its settings spell out max_steps 200 where the task now
+    trains 300 steps. Their MLE and BC runs are one run per seed (named by the first such setting),
+    whose snapshot is at that setting's bc_warmup_steps; the SM runs starting there share it, one
+    starting elsewhere trains its own warm-up, one at the new defaults' steps uses their BC run."""
+    settings = {"center": {"max_steps": 200, "bc_warmup_steps": 100, "alpha": 0.1},
+                "a1": {"max_steps": 200, "bc_warmup_steps": 100, "alpha": 1.0},
+                "early": {"max_steps": 200, "bc_warmup_steps": 50, "alpha": 0.1},
+                "now": {"max_steps": 300, "bc_warmup_steps": 150, "alpha": 0.1}}
+    cfg = study_config(settings=settings)
+    cfg["tasks"]["add_or_sub_in_base"]["train"].update(max_steps=300, bc_warmup_steps=150)
+    g = runs.Grid(cfg)
+    bc = f"{ADD}/bc-ground_truth-eta0.05-none"
+    rows = g.study_runs("study")
+    for method, name in (("mle", f"{ADD}/mle-none-eta0-none"), ("bc", bc)):
+        dirs = {r["setting"]: r["dir"] for r in rows if r["method"] == method and r["seed"] == 1}
+        assert dirs == {"center": f"{name}+center/seed1", "a1": f"{name}+center/seed1",
+                        "early": f"{name}+center/seed1", "now": f"{name}/seed1"}
+    assert len({r["dir"] for r in rows if r["method"] == "sm"}) == 4 * 2  # every SM run its own
+    run = g.run_config("add_or_sub_in_base", "bc", "ground_truth", 0.05, "none+center", 0)["train"]
+    assert (run["max_steps"], run["bc_warmup_steps"]) == (200, 100)
+    assert g.warmup_dir("add_or_sub_in_base", "bc", 0, "ground_truth", 0.05, "none+center") == f"{bc}+center/seed0"
+
+    def warm(setting):
+        return g.run_config("add_or_sub_in_base", "sm", "ground_truth", 0.05, f"chi2_mix+{setting}", 0)["train"]["warm_start"]
+
+    assert warm("center") == warm("a1") == f"{bc}+center/seed0"
+    assert warm("early") == ""  # its SM phase starts at step 50, the shared BC run's snapshot is at 100
+    assert warm("now") == f"{bc}/seed0"
+    # the defaults' own BC run keeps the defaults' snapshot
+    assert g.run_config("add_or_sub_in_base", "bc", "ground_truth", 0.05, "none", 0)["train"]["bc_warmup_steps"] == 150
+
+
 @pytest.mark.parametrize("over, message", [
     ({"settings": {"a": {"seed": 3}}}, "'experiments.study.settings.a.seed': not a setting"),
     ({"settings": {"a": {"steps": 300}}}, "'experiments.study.settings.a.steps': an old name, write max_steps"),

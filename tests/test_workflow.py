@@ -555,7 +555,8 @@ def test_a_users_global_train_value_wins_over_config_yaml_task_values(wf, tmp_pa
     res = snakemake(["-n", target, "--configfile", str(tmp_path / "mine.yaml")], wf, timeout=300)
     out = res.stdout + res.stderr
     assert res.returncode != 0 and "Invalid configuration (nothing was run)" in out, out[-3000:]
-    assert ("config key 'tasks.add_or_sub_in_base.train.bc_warmup_steps' = 1500 (from config.yaml: "
+    warmup = yaml.safe_load((ROOT / "config.yaml").read_text())["tasks"]["add_or_sub_in_base"]["train"]["bc_warmup_steps"]
+    assert (f"config key 'tasks.add_or_sub_in_base.train.bc_warmup_steps' = {warmup} (from config.yaml: "
             "tasks.add_or_sub_in_base.train.bc_warmup_steps): must be < max_steps = 300 (from ") in out, out[-3000:]
     assert "mine.yaml: train.max_steps)" in out  # the user's old name, steps, layers as max_steps
     (tmp_path / "mine.yaml").write_text(yaml.safe_dump({"train": {"steps": 300, "bc_warmup_steps": 100}}))
