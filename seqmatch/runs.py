@@ -337,8 +337,8 @@ class Grid:
         """What ``setting`` changes in a run of ``method`` on ``task``: its keys whose values differ
         from the task's, all of them for SM, for the other methods only those that shape their
         training (not ``SM_PHASE_KEYS``). A setting may spell out every key it studies: where it
-        equals the defaults it names the defaults' runs (so choosing a setting as the new defaults
-        leaves every other setting's runs as they were)."""
+        equals the defaults it names the defaults' runs; when the defaults move, a setting spelling
+        out the old values keeps its runs' content (under the name ``run_setting`` gives them)."""
         base = self.task_train(task)
         over = {k: v for k, v in (self.settings()[setting] if setting else {}).items() if base.get(k) != v}
         return over if method == "sm" else {k: v for k, v in over.items() if k not in SM_PHASE_KEYS}
