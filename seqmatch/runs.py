@@ -380,8 +380,9 @@ class Grid:
         run of a setting (one that changes what BC trains, ``run_setting``) writes its warm-up
         snapshot at that setting's bc_warmup_steps, where the setting's SM runs start."""
         _, setting = split_divergence(divergence_field)
-        train = {**self.task_train(task), **self.setting_overrides(setting, method, task)}
-        if method == "bc" and setting and self.setting_overrides(setting, method, task):
+        over = self.setting_overrides(setting, method, task)
+        train = {**self.task_train(task), **over}
+        if method == "bc" and over:
             train["bc_warmup_steps"] = self.settings()[setting].get("bc_warmup_steps", train["bc_warmup_steps"])
         return train
 

@@ -103,10 +103,20 @@ def evals(run_list, name="eval.json"):
     return list(dict.fromkeys(f"{r['dir']}/{name}" for r in run_list))
 
 
+def study_split(study):
+    """The rows a study scores its runs on: val (the default) or test."""
+    return EXP[study].get("split", "val")
+
+
+def study_csvs(split):
+    """results/<study>.csv of every study scoring the ``split`` rows."""
+    return [f"results/{name}.csv" for name in GRID.studies() if study_split(name) == split]
+
+
 def study_file(study, template):
     """A run file of a study's split: eval_val.json / generations_val.jsonl on the validation rows,
     eval.json / generations.jsonl on the test rows."""
-    return template.format("_val" if EXP[study].get("split", "val") == "val" else "")
+    return template.format("_val" if study_split(study) == "val" else "")
 
 
 # ------------------------------------------------------------------------------ job configs

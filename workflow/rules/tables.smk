@@ -239,7 +239,7 @@ rule study:
         f"{LOGS}/tables/{{study}}.log",
     params:
         runs=lambda w: GRID.study_runs(w.study),
-        split=lambda w: EXP[w.study].get("split", "val"),
+        split=lambda w: study_split(w.study),
         settings=lambda w: EXP[w.study]["settings"],
         n_bootstrap=lambda w: EXP[w.study].get("n_bootstrap", 10000),
         provenance=lambda w: GRID.provenance(EXP[w.study]["task"]),
@@ -252,12 +252,13 @@ rule study:
 
 # The answer to "does SequenceMatch beat BC here?" (README): the studies (settings chosen on the
 # validation rows) and the chosen setting's paired test differences (a split: test study that has
-# it, else Figure 3's at the default setting), by the rule of workflow/scripts/outcome.py. Built with the studies: `snakemake --cores all results/outcome.md`.
+# it, else Figure 3's at the default setting), by the rule of workflow/scripts/outcome.py. Built
+# with the studies: `snakemake --cores all results/outcome.md`.
 rule outcome:
     input:
         differences="results/differences.csv",
-        studies=[f"results/{name}.csv" for name in GRID.studies() if EXP[name].get("split", "val") == "val"],
-        tests=[f"results/{name}.csv" for name in GRID.studies() if EXP[name].get("split", "val") == "test"],
+        studies=study_csvs("val"),
+        tests=study_csvs("test"),
     output:
         md="results/outcome.md",
     log:
