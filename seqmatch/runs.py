@@ -996,6 +996,33 @@ def study_errors(config: dict, name: str, exp: dict) -> list[str]:
                     and (oexp["settings"][setting] or {}) != (over or {})):
                 lines.append(f"{skey}': also defined, differently, in experiments.{other}.settings (a setting "
                              f"name is part of run directories: it must mean one thing)")
+    if "replicates" in exp:
+        lines += replicate_errors(config, key, exp)
+    return lines
+
+
+def replicate_errors(config: dict, key: str, exp: dict) -> list[str]:
+    """A study that repeats another with more seeds (``replicates``) must score the same rows of the
+    same comparison: otherwise the outcome would read a validation interval of something else."""
+    target = exp["replicates"]
+    other = config["experiments"].get(target)
+    if not (isinstance(other, dict) and "settings" in other) or "replicates" in other:
+        return [f"{key}.replicates' = {target!r}: no study of that name (an experiments.<name> block with "
+                f"settings and no replicates of its own)"]
+    lines = [f"{key}.{k}' = {exp.get(k)!r}: the study it replicates, experiments.{target}, has {other.get(k)!r} "
+             f"(a replication repeats the same comparison)"
+             for k in ("task", "noise", "noise_types", "eta", "etas", "methods") if exp.get(k) != other.get(k)]
+    if exp.get("split", "val") != "val" or other.get("split", "val") != "val":
+        lines.append(f"{key}.split': a replication repeats a validation study on the validation rows: it and "
+                     f"experiments.{target} need split val")
+    extra = [s for s in exp["settings"] if s not in other["settings"]]
+    if extra:
+        lines.append(f"{key}.settings': {', '.join(extra)} not in experiments.{target}.settings (a replication "
+                     f"repeats settings of the study it replicates)")
+    missing = [int(s) for s in other["seeds"] if s not in exp["seeds"]]
+    if missing or len(exp["seeds"]) <= len(other["seeds"]):
+        lines.append(f"{key}.seeds' = {list(exp['seeds'])}: a replication has every seed of experiments.{target} "
+                     f"({list(other['seeds'])}) and more" + (f"; missing {missing}" if missing else ""))
     return lines
 
 

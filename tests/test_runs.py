@@ -663,3 +663,25 @@ def test_a_run_holds_only_the_train_keys_its_method_reads():
     assert runs.identity_diff(old, now, now["train"], " -> ") == []
     # what an SM run checks in its BC run's snapshot, the BC run's identity holds
     assert all(runs.reads("bc", k) and runs.reads("sm", k) for k in runs.WARM_START_KEYS)
+
+
+@pytest.mark.parametrize("over, message", [
+    ({"replicates": "nope"}, "'experiments.again.replicates' = 'nope': no study of that name"),
+    ({"eta": 0.1}, "'experiments.again.eta' = 0.1: the study it replicates, experiments.study, has 0.05"),
+    ({"split": "test"}, "'experiments.again.split': a replication repeats a validation study"),
+    ({"settings": {"a1": {"alpha": 1.0}, "new": {"alpha": 0.5}}},
+     "'experiments.again.settings': new not in experiments.study.settings"),
+    ({"seeds": [0, 2, 3]}, "'experiments.again.seeds' = [0, 2, 3]: a replication has every seed of experiments.study "
+                           "([0, 1]) and more; missing [1]"),
+    ({"seeds": [1, 0]}, "'experiments.again.seeds' = [1, 0]: a replication has every seed"),
+])
+def test_a_replication_repeats_its_study_with_more_seeds(over, message):
+    """experiments.<name>.replicates: the same comparison (task, noise, eta, validation rows) and
+    settings of the study it names, every one of its seeds and more; anything else is one error."""
+    good = {**copy.deepcopy(STUDY), "replicates": "study", "seeds": [0, 1, 2, 3], "settings": {"a1": {"alpha": 1.0}}}
+    cfg = study_config()
+    cfg["experiments"]["again"] = good
+    assert runs.semantic_errors(cfg) == []
+    cfg["experiments"]["again"] = {**good, **over}
+    errors = runs.semantic_errors(cfg)
+    assert len(errors) == 1 and message in errors[0], errors

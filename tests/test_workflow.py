@@ -1599,3 +1599,37 @@ def test_outcome_follows_its_rule(tmp_path, monkeypatch, t95, val_lows, kind):
     assert kind in text, text
     assert "Figure 3 trains the default setting, center, validation" in text
     assert "from center to alpha1 the χ²-mixture regulariser's gradient grew from 0.20× to 2.50× BC's" in text
+
+
+@pytest.mark.parametrize("rep_low, verdict, said", [
+    (-0.004, "SequenceMatch does not beat BC by 0.03 or more", "its gain does not stand"),
+    (0.002, "below a gain of 0.03, but late resolved a gain on the validation rows", "its gain stands."),
+])
+def test_outcome_reads_a_validation_gain_from_its_replication(tmp_path, monkeypatch, rep_low, verdict, said):
+    """A setting whose validation interval lies above 0 counts against a decisive negative only if
+    the study that repeats it with more seeds (replicates) has its interval above 0 too; the
+    replication writes no verdict of its own."""
+    diff = tmp_path / "differences.csv"
+    pd.DataFrame([dict(metric="accuracy", noise="ground_truth", eta=0.05, comparison="SM - BC", mean=0.0,
+                       ci95_low=-0.01, ci95_high=0.01, t95_low=-0.02, t95_high=0.02, per_seed="-0.010 +0.010",
+                       n_seeds=2, n_questions=200)]).to_csv(diff, index=False)
+    common = dict(noise="ground_truth", eta=0.05, sm_gcos_sm_bc=0.9, sm_regularizer_over_bc=0.2, sm_bkspc_used=0.1,
+                  bc_bkspc_used=0.1)
+    study = tmp_path / "sm_study.csv"
+    pd.DataFrame([dict(setting=n, overrides=n, sm_minus_bc=m, sm_minus_bc_t95_low=m - 0.01, sm_minus_bc_t95_high=m + 0.01,
+                       sm_minus_bc_ci95_low=m - 0.01, sm_minus_bc_ci95_high=m + 0.01, **common)
+                  for n, m in (("center", 0.0), ("late", 0.02))]).to_csv(study, index=False)
+    again = tmp_path / "sm_study_again.csv"
+    pd.DataFrame([dict(setting="late", overrides="late", sm_minus_bc=rep_low + 0.01, sm_minus_bc_t95_low=rep_low,
+                       sm_minus_bc_t95_high=rep_low + 0.02, sm_minus_bc_ci95_low=rep_low, sm_minus_bc_ci95_high=0.03,
+                       sm_minus_bc_per_seed="+0.020 +0.020 +0.010 +0.000", sm_n_seeds=4, **common)]).to_csv(again, index=False)
+    out = tmp_path / "outcome.md"
+    run_script("outcome", monkeypatch, input={"differences": str(diff), "studies": [str(study), str(again)]},
+               params={"chosen": {"sm_study": "center", "sm_study_again": None},
+                       "replicates": {"sm_study_again": "sm_study"}}, output={"md": str(out)})
+    text = out.read_text()
+    assert verdict in text, text
+    assert f"Repeated over 4 seeds on the same rows (`results/sm_study_again.csv`), late's SM − BC is " \
+           f"{rep_low + 0.01:+.3f} (t [{rep_low:+.3f}, {rep_low + 0.02:+.3f}]" in text and said in text
+    assert "On the validation rows, 1 of the 2 settings had an SM − BC t interval above 0" in text
+    assert "`sm_study_again`" not in text  # no paragraph of its own

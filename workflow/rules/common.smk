@@ -113,6 +113,11 @@ def study_csvs(split):
     return [f"results/{name}.csv" for name in GRID.studies() if study_split(name) == split]
 
 
+def study_replicates():
+    """{study: the study it repeats with more seeds} (experiments.<name>.replicates)."""
+    return {name: EXP[name]["replicates"] for name in GRID.studies() if "replicates" in EXP[name]}
+
+
 def study_file(study, template):
     """A run file of a study's split: eval_val.json / generations_val.jsonl on the validation rows,
     eval.json / generations.jsonl on the test rows."""

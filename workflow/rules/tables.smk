@@ -265,6 +265,7 @@ rule outcome:
         f"{LOGS}/tables/outcome.log",
     params:
         chosen={name: GRID.default_setting(name) for name in GRID.studies()},
+        replicates=study_replicates(),
     localrule: True
     conda:
         "../envs/seqmatch.yaml"
