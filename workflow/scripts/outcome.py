@@ -161,6 +161,9 @@ for name, study in studies:
         paragraphs.append(" ".join(text))
 
 head = ("**Outcome** (written by `workflow/scripts/outcome.py` from `results/differences.csv` and the studies, by "
-        f"a rule fixed before the test numbers were seen; its smallest gain worth the name: {MIN_EFFECT:.2f}).")
+        "a rule fixed before the test numbers were seen" +
+        ("; one clause was added after them, before the numbers it reads were computed: a setting's validation "
+         "interval is read from the study that repeats it with more seeds" if replicates else "") +
+        f"; its smallest gain worth the name: {MIN_EFFECT:.2f}).")
 write_text(snakemake.output.md, "\n\n".join([head, *paragraphs]) + "\n")  # noqa: F821
 print("\n\n".join([head, *paragraphs]))
