@@ -608,6 +608,12 @@ class SequenceMatchTrainer:
         if diff:
             raise ValueError(f"warm_start={str(src)!r}: not this SM run's BC warm-up: {'; '.join(diff[:5])}")
         self._restore(snap, state)
+        # A BC run never samples: its snapshot's buffer is empty but sized by the BC run's config,
+        # which has no replay keys (capacity 1,000). The SM run keeps a buffer of its own capacity.
+        if len(self.buffer):
+            raise ValueError(f"warm_start={str(src)!r}: its snapshot holds {len(self.buffer)} replayed rollouts "
+                             f"(a BC warm-up samples none)")
+        self.buffer = type(self.buffer)(self.cfg.replay_capacity)
         # the snapshot's own copy of the warm-up log lines (the BC run may be appending to its log now)
         bc_log = snap / "train_log.jsonl" if (snap / "train_log.jsonl").is_file() else src / "train_log.jsonl"
         if self.accel.is_main_process and bc_log.is_file():

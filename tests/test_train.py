@@ -267,11 +267,15 @@ def test_each_process_draws_its_own_rows_and_rollouts(toy, tmp_path, monkeypatch
 
 def test_sm_warm_started_from_the_bc_run_equals_sm_from_scratch(toy, tmp_path):
     """The first bc_warmup_steps of an SM run are the BC run's steps: an SM run started from the
-    BC run's bc_warmup/ snapshot ends bit-identical to one that trains its own warm-up, log included."""
+    BC run's bc_warmup/ snapshot ends bit-identical to one that trains its own warm-up, log included,
+    and its replay buffer is its own (the BC run's config has no replay capacity): long enough for
+    the buffer to reach replay_capacity and drop its oldest rollouts."""
     from safetensors.torch import load_file
 
-    common = dict(max_steps=24, bc_warmup_steps=10, beta_anneal_steps=6, save_steps=0)
-    bc = make_trainer(toy, config(toy, tmp_path / "bc", method="bc", **common), model_config())
+    common = dict(max_steps=40, bc_warmup_steps=10, beta_anneal_steps=6, save_steps=0, replay_capacity=16)
+    # the workflow's BC run config leaves out the SM-only keys: its replay_capacity is the default
+    bc = make_trainer(toy, config(toy, tmp_path / "bc", method="bc", **{**common, "replay_capacity": 1000}),
+                      model_config())
     bc.train()
     snap = json.loads((tmp_path / "bc" / "bc_warmup" / "state.json").read_text())
     assert snap["step"] == 10
@@ -283,9 +287,10 @@ def test_sm_warm_started_from_the_bc_run_equals_sm_from_scratch(toy, tmp_path):
     b = load_file(str(tmp_path / "warm" / "checkpoint" / "trainable.safetensors"))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     la, lb = read_log(tmp_path / "scratch"), read_log(tmp_path / "warm")
-    assert [r["step"] for r in lb] == list(range(24))
+    assert [r["step"] for r in lb] == list(range(40))
     assert [r["loss"] for r in la] == [r["loss"] for r in lb]
     assert [r["buffer_size"] for r in la] == [r["buffer_size"] for r in lb]
+    assert max(r["buffer_size"] for r in lb) == 16 and warm.buffer.evicted > 0  # full, and wrapped
     # the SM steps' timing leaves out the warm-up (BC) steps
     assert json.loads((tmp_path / "warm" / "summary.json").read_text())["grad_step_time_mean"] == \
         pytest.approx(sum(warm.grad_times[12:]) / len(warm.grad_times[12:]))
