@@ -374,6 +374,8 @@ def parser():
     p = argparse.ArgumentParser(prog="python -m seqmatch.bench", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--json", action="store_true", help="print one JSON object on the last line")
+    p.add_argument("--out", default=None, help="also write that object, with each target and whether it "
+                   "was met, to this JSON file (written whole or not at all)")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--dtype", default=None, choices=["fp32", "bf16", "bf16-amp"],
                    help="weights dtype (default: bf16 on CUDA, fp32 on CPU)")
@@ -398,6 +400,19 @@ def parser():
     p.add_argument("--skip-memory", action="store_true")
     p.add_argument("--memory-probe", choices=["mle", "sm"], help=argparse.SUPPRESS)
     return p
+
+
+# what the ratios must reach on the CPU default (README "Speed")
+TARGETS = {"sm_over_mle_step_time_per_token": ("<=", 1.15), "bkspc_sampler_over_plain_throughput": (">=", 0.9),
+           "transform_over_naive_throughput": (">=", 10.0)}
+
+
+def target_met(key: str, value: float) -> bool | None:
+    """Whether ``value`` of ratio ``key`` meets its target (None: the ratio has none)."""
+    if key not in TARGETS:
+        return None
+    op, bound = TARGETS[key]
+    return value <= bound if op == "<=" else value >= bound
 
 
 def main(argv=None) -> int:
@@ -427,18 +442,20 @@ def main(argv=None) -> int:
     if not args.skip_memory:
         del model
         res.update(peak_memory(args, device))
-    targets = {"sm_over_mle_step_time_per_token": ("<=", 1.15), "bkspc_sampler_over_plain_throughput": (">=", 0.9),
-               "transform_over_naive_throughput": (">=", 10.0)}
     print(f"seqmatch.bench on {res['device']}, {res['dtype']}, {res['params_m']:.1f}M params, "
           f"L={args.seq_len}, batch={args.batch}")
     for k, v in res.items():
         if isinstance(v, float):
-            tgt = targets.get(k)
-            mark = "" if tgt is None else (f"  (target {tgt[0]} {tgt[1]}: "
-                                          f"{'met' if (v <= tgt[1] if tgt[0] == '<=' else v >= tgt[1]) else 'MISSED'})")
+            met = target_met(k, v)
+            mark = "" if met is None else f"  (target {TARGETS[k][0]} {TARGETS[k][1]}: {'met' if met else 'MISSED'})"
             print(f"  {k:45s} {v:10.4g}{mark}")
     if args.json:
         print(json.dumps(res))
+    if args.out:
+        from seqmatch.io import write_json
+
+        write_json(args.out, {**res, "targets": {k: {"op": op, "bound": b, "met": target_met(k, res[k])}
+                                                 for k, (op, b) in TARGETS.items() if k in res}})
     return 0
 
 

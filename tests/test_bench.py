@@ -30,8 +30,8 @@ def test_naive_algorithm_a_agrees_with_actions_to_inputs():
         assert torch.equal(t.mask(), m) and torch.equal(t.input_ids, x) and torch.equal(t.labels, y)
 
 
-def test_bench_cli_tiny():
-    args = ["--json", "--vocab", "64", "--d-model", "32", "--n-layer", "1", "--n-head", "2", "--seq-len", "32",
+def test_bench_cli_tiny(tmp_path):
+    args = ["--json", "--out", str(tmp_path / "bench.json"), "--vocab", "64", "--d-model", "32", "--n-layer", "1", "--n-head", "2", "--seq-len", "32",
             "--batch", "4", "--repeats", "1", "--gen-batch", "2", "--prompt-len", "4", "--new-tokens", "8",
             "--sampler-repeats", "1", "--transform-len", "64", "--transform-batch", "2", "--transform-repeats", "1"]
     out = subprocess.run([sys.executable, "-m", "seqmatch.bench", *args], capture_output=True, text=True, check=True)
@@ -41,3 +41,11 @@ def test_bench_cli_tiny():
               "transform_over_naive_throughput", "sm_over_mle_peak_memory"):
         assert np.isfinite(res[k]) and res[k] > 0, k
     assert 0 < res["sampler_bkspc_fraction"] < 0.5
+    # --out: the same object, with each target and, by hand, whether the measured ratio meets it
+    saved = json.loads((tmp_path / "bench.json").read_text())
+    targets = saved.pop("targets")
+    assert saved == res
+    assert targets["sm_over_mle_step_time_per_token"] == {
+        "op": "<=", "bound": 1.15, "met": res["sm_over_mle_step_time_per_token"] <= 1.15}
+    assert targets["transform_over_naive_throughput"]["met"] == (res["transform_over_naive_throughput"] >= 10)
+    assert targets["bkspc_sampler_over_plain_throughput"]["met"] == (res["bkspc_sampler_over_plain_throughput"] >= 0.9)

@@ -1244,10 +1244,10 @@ def write_fake_results(d: Path) -> dict:
                             ("accuracy", "SM - BC", 0.0125, -0.04, 0.065, -0.019, 0.044, "+0.010 +0.015"),
                             ("recovery", "BC - MLE", 0.13, 0.08, 0.18, 0.003, 0.257, "+0.120 +0.140")]],
         "time_budget": [dict(family=f, jobs=j, job_minutes=m, core_minutes=c, share=sh, wall_minutes=w,
-                             two_core_minutes=w2) for f, j, m, c, sh, w, w2 in [
-            ("train: add_or_sub_in_base", 20, 60.0, 54.0, 0.75, nan, nan),
-            ("evaluate: add_or_sub_in_base", 20, 20.0, 18.0, 0.25, nan, nan),
-            ("all jobs (span of the run: wall minutes)", 40, 80.0, 72.0, 1.0, 45.5, 36.0)]],
+                             two_core_minutes=w2, stretches=st) for f, j, m, c, sh, w, w2, st in [
+            ("train: add_or_sub_in_base", 20, 60.0, 54.0, 0.75, nan, nan, nan),
+            ("evaluate: add_or_sub_in_base", 20, 20.0, 18.0, 0.25, nan, nan, nan),
+            ("all jobs (span of the run: wall minutes)", 40, 80.0, 72.0, 1.0, 45.5, 36.0, 1)]],
         "ablation": [dict(divergence=dv, noise_type=n, eta=0.2, accuracy_mean=a, accuracy_sd=nan, n_seeds=1,
                           nonfinite_skipped=0, **prov)
                      for dv, n, a in [("chi2_mix", "ground_truth", 0.155), ("chi2_mix", "random", 0.165),
@@ -1483,6 +1483,14 @@ def test_time_budget_sums_benchmarks_per_family_and_spans_the_run(tmp_path, monk
     assert df.loc["train: text", "share"] == pytest.approx(7.5 / 11.19, abs=1e-3)
     assert df.iloc[:-1]["share"].sum() == pytest.approx(1.0, abs=0.01)
     assert list(df.index[:2]) == ["train: text", "train: add_or_sub_in_base"]  # largest first
+    assert total["stretches"] == 1  # the 180 s without a job (data 688-700, MLE from 880) is one run's
+    # an MLE run retrained 20 minutes after the rest: two stretches, and the span is no run's wall time
+    late = bench / "train/add_or_sub_in_base/mle-none-eta0-none/seed1.tsv"
+    late.write_text("s\th:m:s\tmax_rss\tcpu_time\n60\t0:00:00\t1\t54\n")
+    os.utime(late, (2560, 2560))
+    run_script("time_budget", monkeypatch, params={"benchmarks": str(bench)}, output={"csv": str(out)})
+    total = pd.read_csv(out).iloc[-1]
+    assert total["stretches"] == 2 and math.isnan(total["wall_minutes"]) and total["jobs"] == 8
 
 
 def test_study_table_pairs_each_setting_with_its_bc_runs(tmp_path, monkeypatch):
@@ -1633,3 +1641,26 @@ def test_outcome_reads_a_validation_gain_from_its_replication(tmp_path, monkeypa
            f"{rep_low + 0.01:+.3f} (t [{rep_low:+.3f}, {rep_low + 0.02:+.3f}]" in text and said in text
     assert "On the validation rows, 1 of the 2 settings had an SM − BC t interval above 0" in text
     assert "`sm_study_again`" not in text  # no paragraph of its own
+
+
+def test_bench_table_marks_each_target_met_or_missed(tmp_path, monkeypatch):
+    """results/bench.md from a hand-made results/bench.json: every ratio with its value, the target
+    where it has one, met or **missed** as the JSON says, and the memory row with both sides."""
+    res = {"device": "cpu (x86_64, 2 threads)", "dtype": "fp32", "params_m": 5.2, "seq_len": 256, "batch": 8,
+           "sm_over_mle_step_time_per_token": 1.034, "bkspc_sampler_over_plain_throughput": 0.97,
+           "transform_over_naive_throughput": 8.04, "sm_over_mle_peak_memory": 1.168, "sm_step_peak_mb": 376.2,
+           "mle_step_peak_mb": 322.0,
+           "targets": {"sm_over_mle_step_time_per_token": {"op": "<=", "bound": 1.15, "met": True},
+                       "transform_over_naive_throughput": {"op": ">=", "bound": 10.0, "met": False}}}
+    (tmp_path / "bench.json").write_text(json.dumps(res))
+    out = tmp_path / "bench.md"
+    run_script("bench_table", monkeypatch, input={"json": str(tmp_path / "bench.json")}, output={"md": str(out)})
+    md = out.read_text()
+    assert md.startswith("`python -m seqmatch.bench` (`results/bench.json`) on cpu (x86_64, 2 threads), fp32, "
+                         "5.2M parameters, L = 256, batch 8:")
+    rows = {line.split("`")[1]: line.rsplit("|", 3)[1:3] for line in md.splitlines() if line.startswith("| `")}
+    assert rows["sm_over_mle_step_time_per_token"] == [" 1.03 ", " ≤ 1.15, met "]
+    assert rows["transform_over_naive_throughput"] == [" 8.04 ", " ≥ 10, **missed** "]
+    assert rows["bkspc_sampler_over_plain_throughput"] == [" 0.97 ", " — "]  # no target in this JSON
+    assert rows["sm_over_mle_peak_memory"] == [" 1.17 (376 MB vs 322 MB) ", " — "]
+    assert "sm_over_hf_causal_mle_step_time_per_token" not in rows  # not measured: no row

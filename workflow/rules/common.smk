@@ -2,6 +2,7 @@
 # run directories, the runs behind each artifact, each job's config) and the job config files of
 # the seqmatch CLIs. Rule files hold rules only (snakemake --lint).
 
+import glob
 import json
 import os
 import re
@@ -111,6 +112,11 @@ def study_split(study):
 def study_csvs(split):
     """results/<study>.csv of every study scoring the ``split`` rows."""
     return [f"results/{name}.csv" for name in GRID.studies() if study_split(name) == split]
+
+
+def package_sources():
+    """The seqmatch package's modules: a job that measures the package reruns when one changes."""
+    return sorted(glob.glob("seqmatch/*.py"))
 
 
 def study_replicates():

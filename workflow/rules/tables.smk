@@ -271,3 +271,34 @@ rule outcome:
         "../envs/seqmatch.yaml"
     script:
         "../scripts/outcome.py"
+
+
+# README "Speed": the overhead ratios of `python -m seqmatch.bench` on this machine (on request:
+# `snakemake --cores all results/bench.md`, about 3 minutes; every ratio is a timing of two sides
+# in one process, so run it on a machine nothing else uses). A change to the package reruns it.
+rule bench:
+    input:
+        code=package_sources(),
+    output:
+        json="results/bench.json",
+    log:
+        f"{LOGS}/bench.log",
+    threads: 2
+    conda:
+        "../envs/seqmatch.yaml"
+    shell:
+        "OMP_NUM_THREADS={threads} python -m seqmatch.bench --out {output.json} > {log} 2>&1"
+
+
+rule bench_table:
+    input:
+        json="results/bench.json",
+    output:
+        md="results/bench.md",
+    log:
+        f"{LOGS}/tables/bench.log",
+    localrule: True
+    conda:
+        "../envs/seqmatch.yaml"
+    script:
+        "../scripts/bench_table.py"

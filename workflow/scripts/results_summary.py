@@ -204,14 +204,17 @@ def ablation(paths) -> list[str]:
 def time_budget(paths) -> list[str]:
     df = pd.read_csv(paths["time_budget"], keep_default_na=False, na_values=[""])
     need(df, paths["time_budget"], ["family", "jobs", "job_minutes", "core_minutes", "share", "wall_minutes",
-                                    "two_core_minutes"])
+                                    "two_core_minutes", "stretches"])
     last = df.iloc[-1]
+    span = (f"{num(last['wall_minutes']):.1f} minutes from the first job's start to the last one's end (the run's "
+            f"wall time where it ran in one invocation from nothing, on a machine nothing else used)"
+            if int(last["stretches"]) == 1 else
+            f"its jobs ran in {int(last['stretches'])} stretches with no job for over 10 minutes between them (jobs "
+            f"rerun later), so no wall time of one run is given")
     out = [f"**Time budget** of the run behind these numbers (`results/time_budget.csv`, from the jobs' "
            f"Snakemake benchmarks; a study's jobs left out): {int(last['jobs'])} jobs, "
            f"{num(last['core_minutes']):.1f} core-minutes of CPU time ({num(last['job_minutes']):.1f} job-minutes "
-           f"of wall time), i.e. {num(last['two_core_minutes']):.1f} minutes of 2 busy cores; "
-           f"{num(last['wall_minutes']):.1f} minutes from the first job's start to the last one's end (the run's "
-           f"wall time where it ran in one invocation from nothing, on a machine nothing else used).", ""]
+           f"of wall time), i.e. {num(last['two_core_minutes']):.1f} minutes of 2 busy cores; {span}.", ""]
     rows = [[r.family, int(r.jobs), f"{num(r.core_minutes):.1f}", f"{100 * num(r.share):.0f} %"]
             for r in df.iloc[:-1].itertuples()]
     return out + table(["rule family", "jobs", "core-minutes", "share"], rows)
