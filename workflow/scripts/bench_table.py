@@ -12,7 +12,7 @@ ROWS = [  # key, what it compares (both sides timed in one process, alternated, 
     ("sm_over_mle_step_time_per_token", "χ²-mixture over data + replay rows, vs MLE, same model and masks"),
     ("sm_over_hf_causal_mle_step_time_per_token", "vs plain transformers MLE with its own causal mask"),
     ("hf_trainer_sm_over_sm_step_time_per_token", "the SM step run by a `transformers.Trainer` subclass, vs "
-                                                  "seqmatch's loop (see \"Why not `transformers.Trainer`\")"),
+                                                  "seqmatch's loop; see \"Why not `transformers.Trainer`\""),
     ("bkspc_sampler_over_plain_throughput", "`<bkspc>` sampler vs `transformers` `generate`"),
     ("transform_over_naive_throughput", "vs Algorithm A transliterated"),
     ("sm_over_mle_peak_memory", "peak memory growth of one step"),
