@@ -1550,23 +1550,32 @@ def test_study_table_pairs_each_setting_with_its_bc_runs(tmp_path, monkeypatch):
     assert any(line.startswith("| b | defaults | 0.400 | 0.500 | -0.100 |") for line in md)
 
 
+OUTCOME_COMMON = dict(noise="ground_truth", eta=0.05, sm_gcos_sm_bc=0.9, sm_regularizer_over_bc=0.2,
+                      sm_bkspc_used=0.1, bc_bkspc_used=0.1)
+
+
+def outcome_tables(tmp_path, ci: float, t: float):
+    """Hand-made inputs of outcome.py: Figure 3's SM − BC of mean 0 (bootstrap ±ci, t ±t) and a
+    validation study of two settings, center (0.0) and late (+0.020), each ±0.01."""
+    diff = tmp_path / "differences.csv"
+    pd.DataFrame([dict(metric="accuracy", noise="ground_truth", eta=0.05, comparison="SM - BC", mean=0.0,
+                       ci95_low=-ci, ci95_high=ci, t95_low=-t, t95_high=t, per_seed="-0.010 +0.010",
+                       n_seeds=2, n_questions=200)]).to_csv(diff, index=False)
+    study = tmp_path / "sm_study.csv"
+    pd.DataFrame([dict(setting=n, overrides=n, sm_minus_bc=m, sm_minus_bc_t95_low=m - 0.01, sm_minus_bc_t95_high=m + 0.01,
+                       sm_minus_bc_ci95_low=m - 0.01, sm_minus_bc_ci95_high=m + 0.01, **OUTCOME_COMMON)
+                  for n, m in (("center", 0.0), ("late", 0.02))]).to_csv(study, index=False)
+    return diff, study
+
+
 def test_outcome_tests_the_best_validation_setting_where_a_test_study_has_it(tmp_path, monkeypatch):
     """With a split: test study holding the validation study's best setting, the verdict is that
     setting's test interval (here above 0: a gain), not Figure 3's default one (which holds 0)."""
-    diff = tmp_path / "differences.csv"
-    pd.DataFrame([dict(metric="accuracy", noise="ground_truth", eta=0.05, comparison="SM - BC", mean=0.0,
-                       ci95_low=-0.02, ci95_high=0.02, t95_low=-0.03, t95_high=0.03, per_seed="-0.010 +0.010",
-                       n_seeds=2, n_questions=200)]).to_csv(diff, index=False)
-    common = dict(noise="ground_truth", eta=0.05, sm_gcos_sm_bc=0.9, sm_regularizer_over_bc=0.2, sm_bkspc_used=0.1,
-                  bc_bkspc_used=0.1)
-    study = tmp_path / "sm_study.csv"
-    pd.DataFrame([dict(setting=n, overrides=n, sm_minus_bc=m, sm_minus_bc_t95_low=m - 0.01, sm_minus_bc_t95_high=m + 0.01,
-                       sm_minus_bc_ci95_low=m - 0.01, sm_minus_bc_ci95_high=m + 0.01, **common)
-                  for n, m in (("center", 0.0), ("late", 0.02))]).to_csv(study, index=False)
+    diff, study = outcome_tables(tmp_path, ci=0.02, t=0.03)
     test = tmp_path / "sm_study_test.csv"
     pd.DataFrame([dict(setting="late", sm_minus_bc=0.025, sm_minus_bc_t95_low=0.005, sm_minus_bc_t95_high=0.045,
                        sm_minus_bc_ci95_low=0.01, sm_minus_bc_ci95_high=0.04, sm_minus_bc_per_seed="+0.020 +0.030",
-                       sm_n_seeds=2, n_test=200, sm_acc=0.6, bc_acc=0.575, **common)]).to_csv(test, index=False)
+                       sm_n_seeds=2, n_test=200, sm_acc=0.6, bc_acc=0.575, **OUTCOME_COMMON)]).to_csv(test, index=False)
     out = tmp_path / "outcome.md"
     run_script("outcome", monkeypatch, input={"differences": str(diff), "studies": [str(study)], "tests": [str(test)]},
                params={"chosen": {"sm_study": "center"}}, output={"md": str(out)})
@@ -1617,20 +1626,11 @@ def test_outcome_reads_a_validation_gain_from_its_replication(tmp_path, monkeypa
     """A setting whose validation interval lies above 0 counts against a decisive negative only if
     the study that repeats it with more seeds (replicates) has its interval above 0 too; the
     replication writes no verdict of its own."""
-    diff = tmp_path / "differences.csv"
-    pd.DataFrame([dict(metric="accuracy", noise="ground_truth", eta=0.05, comparison="SM - BC", mean=0.0,
-                       ci95_low=-0.01, ci95_high=0.01, t95_low=-0.02, t95_high=0.02, per_seed="-0.010 +0.010",
-                       n_seeds=2, n_questions=200)]).to_csv(diff, index=False)
-    common = dict(noise="ground_truth", eta=0.05, sm_gcos_sm_bc=0.9, sm_regularizer_over_bc=0.2, sm_bkspc_used=0.1,
-                  bc_bkspc_used=0.1)
-    study = tmp_path / "sm_study.csv"
-    pd.DataFrame([dict(setting=n, overrides=n, sm_minus_bc=m, sm_minus_bc_t95_low=m - 0.01, sm_minus_bc_t95_high=m + 0.01,
-                       sm_minus_bc_ci95_low=m - 0.01, sm_minus_bc_ci95_high=m + 0.01, **common)
-                  for n, m in (("center", 0.0), ("late", 0.02))]).to_csv(study, index=False)
+    diff, study = outcome_tables(tmp_path, ci=0.01, t=0.02)
     again = tmp_path / "sm_study_again.csv"
     pd.DataFrame([dict(setting="late", overrides="late", sm_minus_bc=rep_low + 0.01, sm_minus_bc_t95_low=rep_low,
                        sm_minus_bc_t95_high=rep_low + 0.02, sm_minus_bc_ci95_low=rep_low, sm_minus_bc_ci95_high=0.03,
-                       sm_minus_bc_per_seed="+0.020 +0.020 +0.010 +0.000", sm_n_seeds=4, **common)]).to_csv(again, index=False)
+                       sm_minus_bc_per_seed="+0.020 +0.020 +0.010 +0.000", sm_n_seeds=4, **OUTCOME_COMMON)]).to_csv(again, index=False)
     out = tmp_path / "outcome.md"
     run_script("outcome", monkeypatch, input={"differences": str(diff), "studies": [str(study), str(again)]},
                params={"chosen": {"sm_study": "center", "sm_study_again": None},

@@ -219,9 +219,9 @@ def threads(group):
 
 
 def all_artifacts():
-    """Every results/ file: the outputs of the rules without wildcards (but those on request), Tables 1 and 8, the
-    grid tables and the training curves of each artifact's runs (a rule added for a new artifact
-    needs no entry here)."""
+    """Every results/ file: the outputs of the rules without wildcards (but those on request),
+    Tables 1 and 8, the grid tables and the training curves of each artifact's runs (a rule added
+    for a new artifact needs no entry here)."""
     on_request = ("outcome", "bench", "bench_table")  # the studies' answer; a timing that needs an idle machine
     fixed = [str(f) for r in workflow.rules if not r.has_wildcards() and r.name not in on_request
              for f in r.output if str(f).startswith("results/")]

@@ -274,7 +274,7 @@ rule outcome:
 
 
 # README "Speed": the overhead ratios of `python -m seqmatch.bench` on this machine (on request:
-# `snakemake --cores all results/bench.md`, about 3 minutes; every ratio is a timing of two sides
+# `snakemake --cores all results/bench.md`, about a minute; every ratio is a timing of two sides
 # in one process, so run it on a machine nothing else uses). A change to the package reruns it.
 rule bench:
     input:
